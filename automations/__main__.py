@@ -1,0 +1,5 @@
+import sys
+
+from automations.cli import main
+
+sys.exit(main())

@@ -1,0 +1,98 @@
+"""Database setup: one engine per process, short transactions decided by the caller.
+
+SQLite is set up for a dashboard and several runners sharing one file: WAL (readers
+never block the writer), foreign keys on, a busy timeout, and write transactions
+that take the write lock up front (`BEGIN IMMEDIATE`) so that concurrent writers
+wait for each other instead of failing half-way with "database is locked".
+Read-only sessions start a deferred transaction, so they never wait for a writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from automations.config import Settings, get_settings
+
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def _prepare_sqlite_file(url: str) -> None:
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for `url`, with the SQLite pragmas and locking described above."""
+    if url.startswith("sqlite"):
+        _prepare_sqlite_file(url)
+        engine = create_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+            **kwargs,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy's "begin" event below emit BEGIN itself.
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+class Database:
+    """The engine and session factories of one process.
+
+    `session()` is a write transaction (committed on success, rolled back on any
+    error, so nothing is half-written); `read_session()` only reads.
+    """
+
+    def __init__(self, url: str | None = None, settings: Settings | None = None, **engine_kwargs: Any):
+        self.settings = settings or get_settings()
+        self.url = url or self.settings.database_url
+        self.engine = make_engine(self.url, **engine_kwargs)
+        self._write = sessionmaker(self.engine, expire_on_commit=False)
+        reader = (
+            self.engine.execution_options(sqlite_begin="DEFERRED")
+            if self.is_sqlite else self.engine
+        )
+        self._read = sessionmaker(reader, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._write() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        with self._read() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
