@@ -1,0 +1,42 @@
+"""`python -m automations demo`: a first look at the dashboard is not empty."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from automations import campaigns
+from automations.demo import fill_demo
+from automations.errors import Conflict
+from automations.models import AutomationCampaign, AutomationStep, ScheduledFollowUp, StepAttempt
+from tests.conftest import NOW
+
+
+def test_demo_fills_every_status_consistently(db):
+    summary = fill_demo(db, contacts=60, now=NOW)
+    assert summary.contacts == 60
+    with db.read_session() as s:
+        statuses = dict(s.execute(select(AutomationCampaign.status, func.count()).group_by(AutomationCampaign.status)).all())
+        step_statuses = dict(s.execute(select(AutomationStep.status, func.count()).group_by(AutomationStep.status)).all())
+        assert set(statuses) == {"active", "paused", "completed", "canceled"}
+        assert {"pending", "sent", "done", "failed", "skipped", "canceled"} <= set(step_statuses)
+        assert sum(step_statuses.values()) == summary.steps
+        # executed steps are in the past, pending ones of active campaigns in the future
+        assert s.scalar(select(func.count()).select_from(AutomationStep).where(
+            AutomationStep.executed_at > NOW)) == 0
+        assert s.scalar(select(func.count()).select_from(AutomationStep).join(AutomationCampaign).where(
+            AutomationCampaign.status == "active", AutomationStep.status == "pending",
+            AutomationStep.scheduled_at < NOW)) == 0
+        # every executed step has its attempts; follow-ups exist, some pending
+        assert s.scalar(select(func.count()).select_from(StepAttempt)) == summary.attempts >= 1
+        assert s.scalar(select(func.count()).select_from(ScheduledFollowUp).where(
+            ScheduledFollowUp.status == "pending")) >= 1
+        rows, total = campaigns.list_campaigns(s, campaigns.CampaignFilter(status="completed"), limit=5)
+        assert total == statuses["completed"] and all(r.progress == 1.0 for r in rows)
+
+
+def test_demo_refuses_a_database_with_contacts(sqlite_db):
+    fill_demo(sqlite_db, contacts=3, now=NOW)
+    with pytest.raises(Conflict):
+        fill_demo(sqlite_db, contacts=3, now=NOW)
+    assert fill_demo(sqlite_db, contacts=3, now=NOW, force=True).contacts == 3
