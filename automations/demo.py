@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg import sql
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
@@ -107,10 +108,22 @@ class _Rows:
                 compiled.string, [tuple(_sqlite_value(row[c]) for c in columns) for row in self.rows]
             )
             cursor.close()
+        elif connection.dialect.name == "postgresql":
+            columns = list(self.rows[0])
+            column_list = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+            statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(self.table.name), column_list)
+            with connection.connection.driver_connection.cursor() as cursor:
+                with cursor.copy(statement) as copy:
+                    for row in self.rows:
+                        copy.write_row(tuple(_copy_value(row[c]) for c in columns))
         else:
             self.session.execute(insert(self.table), self.rows)
         self.count += len(self.rows)
         self.rows = []
+
+
+def _copy_value(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
 
 
 def _sqlite_value(value: Any) -> Any:
@@ -119,6 +132,15 @@ def _sqlite_value(value: Any) -> Any:
     if isinstance(value, (dict, list)):
         return json.dumps(value)
     return value
+
+
+def _advance_sequences(session: Session, tables: list[Any]) -> None:
+    """Rows were copied in with explicit ids: move the id sequences past them."""
+    for table in tables:
+        session.execute(
+            select(func.setval(func.pg_get_serial_sequence(table.name, "id"),
+                               select(func.coalesce(func.max(table.c.id), 1)).scalar_subquery()))
+        )
 
 
 def _next_id(session: Session, column: Any) -> int:
@@ -175,6 +197,8 @@ def fill_demo(db: Database, *, contacts: int = 200, seed: int = 7, force: bool =
                                               "Call back about pricing question", due, now, rng))
         for writer in writers.values():
             writer.flush()
+        if session.connection().dialect.name == "postgresql":
+            _advance_sequences(session, [w.table for w in writers.values() if "id" in w.table.c])
     return DemoSummary(
         contacts=writers["contact"].count, campaigns=writers["campaign"].count,
         steps=writers["step"].count, attempts=writers["attempt"].count,

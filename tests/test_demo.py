@@ -40,3 +40,14 @@ def test_demo_refuses_a_database_with_contacts(sqlite_db):
     with pytest.raises(Conflict):
         fill_demo(sqlite_db, contacts=3, now=NOW)
     assert fill_demo(sqlite_db, contacts=3, now=NOW, force=True).contacts == 3
+
+
+def test_the_database_takes_new_rows_after_the_demo(db):
+    from automations import contacts
+
+    fill_demo(db, contacts=5, now=NOW)
+    with db.session() as s:
+        campaign = campaigns.create_campaign(s, {
+            "name": "After demo", "contact_id": contacts.create_contact(s, {"first_name": "New"}).id,
+            "steps": [{"name": "Call", "message_type": "task", "subject": "Call"}]}, now=NOW)
+    assert campaign.id > 5 and campaign.steps[0].id > 5
