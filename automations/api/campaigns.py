@@ -1,0 +1,174 @@
+"""/api/automation/campaigns/: list, create, read with steps, update (name, pending
+steps, pause/resume/cancel), delete; and the dashboard's duplicate and save-as-template."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+from sqlalchemy.orm import Session
+
+from automations import campaigns
+from automations.api.deps import NO_NUL, Context, Limit, Offset, reject_nul
+from automations.api.schemas import (
+    MAX_ID,
+    CampaignDetail,
+    CampaignIn,
+    CampaignOut,
+    CampaignPage,
+    CampaignStepOut,
+    CampaignUpdate,
+    DuplicateIn,
+    Problem,
+    SaveAsTemplateIn,
+    TemplateDetail,
+)
+from automations.api.templates import template_detail
+from automations.campaigns import CampaignFilter, CampaignRow
+from automations.models import AutomationCampaign, CampaignStatus, MessageType
+
+router = APIRouter(prefix="/api/automation/campaigns", tags=["campaigns"])
+
+CampaignId = Annotated[int, Path(ge=1, le=MAX_ID, description="Campaign id.")]
+NOT_FOUND = {404: {"model": Problem, "description": "No campaign with this id."}}
+CONFLICT = {
+    409: {"model": Problem, "description": "A state change that is not allowed (e.g. resuming "
+          "a canceled campaign, editing a completed one)."}
+}
+
+
+def row_out(row: CampaignRow) -> CampaignOut:
+    return CampaignOut(
+        id=row.id, name=row.name, status=row.status, contact_id=row.contact_id,
+        contact_name=row.contact_name, template_id=row.template_id,
+        template_name=row.template_name, progress=row.progress,
+        steps_finished=row.steps_finished, steps_total=row.steps_total,
+        next_step_name=row.next_step_name, next_step_type=row.next_step_type,
+        next_step_at=row.next_step_at, start_at=row.start_at, created_at=row.created_at,
+    )
+
+
+def campaign_detail(session: Session, campaign: AutomationCampaign) -> CampaignDetail:
+    """The campaign with its progress, next step and every step's execution state."""
+    session.flush()
+    session.expire(campaign, ["steps"])
+    finished, total = campaigns.campaign_progress(session, [campaign.id]).get(campaign.id, (0, 0))
+    upcoming = campaigns.next_steps(session, [campaign.id]).get(campaign.id)
+    template = campaign.template
+    return CampaignDetail(
+        id=campaign.id, name=campaign.name, status=campaign.status,
+        contact_id=campaign.contact_id, contact_name=campaign.contact.full_name,
+        template_id=campaign.template_id, template_name=template.name if template else None,
+        progress=finished / total if total else 0.0, steps_finished=finished, steps_total=total,
+        next_step_name=upcoming[0] if upcoming else None,
+        next_step_type=upcoming[1] if upcoming else None,
+        next_step_at=upcoming[2] if upcoming else None,
+        start_at=campaign.start_at, created_at=campaign.created_at,
+        updated_at=campaign.updated_at, paused_at=campaign.paused_at,
+        completed_at=campaign.completed_at, canceled_at=campaign.canceled_at,
+        steps=[CampaignStepOut.model_validate(step, from_attributes=True) for step in campaign.steps],
+    )
+
+
+@router.get("/", response_model=CampaignPage, summary="List campaigns")
+def list_campaigns(
+    context: Context,
+    status_: Annotated[CampaignStatus | None, Query(alias="status", description="Only this status.")] = None,
+    contact_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only this contact's.")] = None,
+    template_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only those made from this template.")] = None,
+    message_type: Annotated[MessageType | None, Query(description="Only those with a step of this type.")] = None,
+    search: Annotated[str, Query(max_length=200, pattern=NO_NUL, description="Part of the campaign's or the contact's name or email.")] = "",
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> CampaignPage:
+    """Newest first, with progress and next step."""
+    filters = CampaignFilter(
+        status=status_.value if status_ else None, contact_id=contact_id, template_id=template_id,
+        message_type=message_type.value if message_type else None, search=search,
+    )
+    with context.db.read_session() as session:
+        rows, total = campaigns.list_campaigns(session, filters, limit=limit, offset=offset)
+    return CampaignPage(items=[row_out(row) for row in rows], total=total)
+
+
+@router.post(
+    "/", response_model=CampaignDetail, status_code=status.HTTP_201_CREATED,
+    summary="Create a campaign",
+)
+def create_campaign(context: Context, body: CampaignIn) -> CampaignDetail:
+    """`{name, contact_id, template_id?, start_at?, steps?}`: the template's steps when
+    `steps` is omitted. Every step's time is planned at once."""
+    data = body.model_dump(exclude_unset=True)
+    reject_nul(data)
+    with context.db.session() as session:
+        campaign = campaigns.create_campaign(
+            session, data, now=context.now(), allow_private=context.allow_private
+        )
+        return campaign_detail(session, campaign)
+
+
+@router.get("/{campaign_id}/", response_model=CampaignDetail, responses=NOT_FOUND, summary="Get a campaign")
+def get_campaign(context: Context, campaign_id: CampaignId) -> CampaignDetail:
+    with context.db.read_session() as session:
+        return campaign_detail(session, campaigns.get_campaign(session, campaign_id))
+
+
+@router.put(
+    "/{campaign_id}/", response_model=CampaignDetail, responses={**NOT_FOUND, **CONFLICT},
+    summary="Update a campaign",
+)
+def update_campaign(context: Context, campaign_id: CampaignId, body: CampaignUpdate) -> CampaignDetail:
+    """Any of `name`, `steps` (replaces the pending steps), `status` (`paused`,
+    `active` to resume, `canceled`). All or nothing."""
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    reject_nul(changes)
+    with context.db.session() as session:
+        campaign = campaigns.update_campaign(
+            session, campaign_id, changes, now=context.now(), allow_private=context.allow_private
+        )
+        return campaign_detail(session, campaign)
+
+
+@router.delete(
+    "/{campaign_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND,
+    summary="Delete a campaign",
+)
+def delete_campaign(context: Context, campaign_id: CampaignId) -> Response:
+    """Deletes the campaign with its steps and attempts, never its contact."""
+    with context.db.session() as session:
+        campaigns.delete_campaign(session, campaign_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{campaign_id}/duplicate/", response_model=CampaignDetail,
+    status_code=status.HTTP_201_CREATED, responses=NOT_FOUND, summary="Duplicate a campaign",
+)
+def duplicate_campaign(
+    context: Context, campaign_id: CampaignId, body: DuplicateIn | None = None
+) -> CampaignDetail:
+    """A new active campaign with the same steps, starting now, for the same or another contact."""
+    data = body.model_dump(exclude_unset=True) if body else {}
+    reject_nul(data)
+    with context.db.session() as session:
+        campaign = campaigns.duplicate_campaign(
+            session, campaign_id, contact_id=data.get("contact_id"), name=data.get("name"),
+            now=context.now(),
+        )
+        return campaign_detail(session, campaign)
+
+
+@router.post(
+    "/{campaign_id}/save-as-template/", response_model=TemplateDetail,
+    status_code=status.HTTP_201_CREATED, responses=NOT_FOUND, summary="Save a campaign as a template",
+)
+def save_as_template(context: Context, campaign_id: CampaignId, body: SaveAsTemplateIn) -> TemplateDetail:
+    """A custom template with the campaign's steps."""
+    data = body.model_dump(exclude_unset=True)
+    reject_nul(data)
+    with context.db.session() as session:
+        template = campaigns.save_campaign_as_template(
+            session, campaign_id, name=data["name"], description=data.get("description") or "",
+            category=body.category.value,
+        )
+        return template_detail(session, template)

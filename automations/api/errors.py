@@ -1,0 +1,105 @@
+"""Errors as JSON: the domain's exceptions mapped to HTTP statuses.
+
+- `ValidationError` (and a request FastAPI cannot parse) -> 422
+  `{"detail": ..., "errors": {field: problem}}`, one message per field;
+- `NotFound` -> 404, `Conflict` -> 409, a missing or wrong token -> 401
+  (`{"detail": ...}`);
+- a write that collides with a concurrent one on a unique column -> 409.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+
+from automations.errors import Conflict, NotFound, ValidationError
+
+log = logging.getLogger(__name__)
+
+# Where FastAPI found the problem; the field path starts after it.
+_LOCATIONS = {"body", "query", "path", "header", "cookie"}
+
+
+class Unauthorized(Exception):
+    """No bearer token, or not the configured one."""
+
+
+def _field(loc: Sequence[Any]) -> str:
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in _LOCATIONS and len(parts) > 1:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _problem(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    message = str(error.get("msg", "invalid"))
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required"
+    if kind == "json_invalid":
+        reason = error.get("ctx", {}).get("error", "")
+        return f"not valid JSON: {reason}" if reason else "not valid JSON"
+    return message
+
+
+def request_errors(errors: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """FastAPI's list of errors as one message per field (the first one wins)."""
+    fields: dict[str, str] = {}
+    for error in errors:
+        # A JSON syntax error's location is a character offset, not a field.
+        field = "body" if error.get("type") == "json_invalid" else _field(error.get("loc", ()))
+        fields.setdefault(field, _problem(error))
+    return fields
+
+
+def _invalid(errors: dict[str, str]) -> JSONResponse:
+    return JSONResponse(
+        status_code=422, content={"detail": "invalid input", "errors": errors}
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the JSON error responses on `app`."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _invalid(request_errors(exc.errors()))
+
+    @app.exception_handler(ValidationError)
+    async def _domain_invalid(_request: Request, exc: ValidationError) -> JSONResponse:
+        return _invalid(exc.errors or {"input": str(exc)})
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_request: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(exc)})
+
+    @app.exception_handler(IntegrityError)
+    async def _collision(request: Request, exc: IntegrityError) -> JSONResponse:
+        # The services check uniqueness first; this is the race between two writers.
+        log.warning("%s %s: integrity error: %s", request.method, request.url.path, exc.orig)
+        return JSONResponse(
+            status_code=409,
+            content={"detail": "the change conflicts with data written at the same time; retry"},
+        )
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_request: Request, exc: Unauthorized) -> JSONResponse:
+        return JSONResponse(
+            status_code=401,
+            content={"detail": str(exc)},
+            headers={"WWW-Authenticate": "Bearer"},
+        )
