@@ -19,6 +19,7 @@ from automations.errors import DomainError
 # Modules that contribute commands (each has `register(subparsers)`).
 COMMAND_MODULES = [
     "automations.cli_core",
+    "automations.cli_api",
 ]
 
 

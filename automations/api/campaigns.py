@@ -23,7 +23,7 @@ from automations.api.schemas import (
     SaveAsTemplateIn,
     TemplateDetail,
 )
-from automations.api.templates import template_detail
+from automations.api.templates import NAME_TAKEN, template_detail
 from automations.campaigns import CampaignFilter, CampaignRow
 from automations.models import AutomationCampaign, CampaignStatus, MessageType
 
@@ -160,7 +160,8 @@ def duplicate_campaign(
 
 @router.post(
     "/{campaign_id}/save-as-template/", response_model=TemplateDetail,
-    status_code=status.HTTP_201_CREATED, responses=NOT_FOUND, summary="Save a campaign as a template",
+    status_code=status.HTTP_201_CREATED, responses={**NOT_FOUND, **NAME_TAKEN},
+    summary="Save a campaign as a template",
 )
 def save_as_template(context: Context, campaign_id: CampaignId, body: SaveAsTemplateIn) -> TemplateDetail:
     """A custom template with the campaign's steps."""

@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from automations.errors import Conflict, NotFound, ValidationError
 
@@ -74,6 +76,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return _invalid(request_errors(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        # FastAPI answers 400 to a body it cannot even decode (not UTF-8, say):
+        # to a client that is one more malformed body, like bad JSON.
+        if exc.status_code == 400:
+            return _invalid({"body": f"not valid JSON: {exc.detail}"})
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(ValidationError)
     async def _domain_invalid(_request: Request, exc: ValidationError) -> JSONResponse:

@@ -29,6 +29,9 @@ router = APIRouter(prefix="/api/automation/templates", tags=["templates"])
 TemplateId = Annotated[int, Path(ge=1, le=MAX_ID, description="Template id.")]
 NOT_FOUND = {404: {"model": Problem, "description": "No template with this id."}}
 READ_ONLY = {409: {"model": Problem, "description": "A system template cannot be changed."}}
+NAME_TAKEN = {
+    409: {"model": Problem, "description": "Another template with this name was saved at the same time."}
+}
 
 
 def summary_out(summary: TemplateSummary) -> TemplateOut:
@@ -70,7 +73,7 @@ def list_templates(context: Context, limit: Limit = 100, offset: Offset = 0) -> 
 
 @router.post(
     "/", response_model=TemplateDetail, status_code=status.HTTP_201_CREATED,
-    summary="Create a custom template",
+    responses=NAME_TAKEN, summary="Create a custom template",
 )
 def create_template(context: Context, body: TemplateIn) -> TemplateDetail:
     """A custom (editable) template: `{name, category, description, steps: [step...]}`."""
@@ -116,7 +119,7 @@ def delete_template(context: Context, template_id: TemplateId) -> Response:
 
 @router.post(
     "/{template_id}/clone/", response_model=TemplateDetail, status_code=status.HTTP_201_CREATED,
-    responses=NOT_FOUND, summary="Clone a template",
+    responses={**NOT_FOUND, **NAME_TAKEN}, summary="Clone a template",
 )
 def clone_template(context: Context, template_id: TemplateId, body: CloneIn | None = None) -> TemplateDetail:
     """A custom, editable copy of any template (the way to change a system template)."""
