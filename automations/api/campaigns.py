@@ -8,10 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy.orm import Session
 
-from automations import campaigns
+from automations import campaigns, contacts
 from automations.api.deps import NO_NUL, Context, Limit, Offset, reject_nul
 from automations.api.schemas import (
     MAX_ID,
+    AttemptOut,
+    AttemptPage,
+    BulkCampaignIn,
+    BulkResult,
     CampaignDetail,
     CampaignIn,
     CampaignOut,
@@ -25,7 +29,8 @@ from automations.api.schemas import (
 )
 from automations.api.templates import NAME_TAKEN, template_detail
 from automations.campaigns import CampaignFilter, CampaignRow
-from automations.models import AutomationCampaign, CampaignStatus, MessageType
+from automations.errors import NotFound, ValidationError
+from automations.models import AutomationCampaign, AutomationStep, CampaignStatus, MessageType
 
 router = APIRouter(prefix="/api/automation/campaigns", tags=["campaigns"])
 
@@ -107,6 +112,32 @@ def create_campaign(context: Context, body: CampaignIn) -> CampaignDetail:
         return campaign_detail(session, campaign)
 
 
+@router.post(
+    "/bulk/", response_model=BulkResult, status_code=status.HTTP_201_CREATED,
+    summary="Start a campaign for many contacts",
+)
+def create_campaigns_in_bulk(context: Context, body: BulkCampaignIn) -> BulkResult:
+    """One campaign per contact, for `contact_ids` or every contact with `tag`; all or
+    nothing."""
+    data = body.model_dump(exclude_unset=True)
+    reject_nul(data)
+    contact_ids = data.pop("contact_ids", None)
+    tag = data.pop("tag", None)
+    if (contact_ids is None) == (tag is None):
+        raise ValidationError.single("contact_ids", "give either contact_ids or a tag")
+    with context.db.session() as session:
+        if tag is not None:
+            contact_ids = contacts.contact_ids_with_tag(session, tag)
+            if not contact_ids:
+                raise ValidationError.single("tag", f"no contact has the tag {tag!r}")
+        created = campaigns.start_campaigns_for_contacts(
+            session, contact_ids or [], template_id=data.get("template_id"),
+            steps=data.get("steps"), name=data.get("name", ""), start_at=data.get("start_at"),
+            now=context.now(),
+        )
+        return BulkResult(created=len(created), campaign_ids=[c.id for c in created])
+
+
 @router.get("/{campaign_id}/", response_model=CampaignDetail, responses=NOT_FOUND, summary="Get a campaign")
 def get_campaign(context: Context, campaign_id: CampaignId) -> CampaignDetail:
     with context.db.read_session() as session:
@@ -173,3 +204,22 @@ def save_as_template(context: Context, campaign_id: CampaignId, body: SaveAsTemp
             category=body.category.value,
         )
         return template_detail(session, template)
+
+
+StepId = Annotated[int, Path(ge=1, le=MAX_ID, description="Step id.")]
+
+
+@router.get(
+    "/{campaign_id}/steps/{step_id}/attempts/", response_model=AttemptPage,
+    responses={404: {"model": Problem, "description": "No such campaign or step."}},
+    summary="A step's attempt log",
+)
+def step_attempts(context: Context, campaign_id: CampaignId, step_id: StepId) -> AttemptPage:
+    """Every attempt the runners made at the step, oldest first, with its outcome."""
+    with context.db.read_session() as session:
+        campaign = campaigns.get_campaign(session, campaign_id)
+        step = session.get(AutomationStep, step_id)
+        if step is None or step.campaign_id != campaign.id:
+            raise NotFound("step", step_id)
+        items = [AttemptOut.model_validate(a, from_attributes=True) for a in step.attempt_log]
+    return AttemptPage(items=items, total=len(items))

@@ -97,9 +97,8 @@ class CloneIn(Body):
     name: str | None = Field(default=None, description="Name of the copy (default: `<name> (copy)`).")
 
 
-class CampaignIn(Body):
+class _CampaignContent(Body):
     name: str = Field(description="Campaign name.")
-    contact_id: Id = Field(description="The contact the campaign is applied to.")
     template_id: Id | None = Field(
         default=None, description="Template the campaign is made from; its steps are used when "
         "`steps` is omitted.",
@@ -119,6 +118,28 @@ class CampaignIn(Body):
         if value is not None and not EARLIEST_YEAR <= as_utc(value).year <= LATEST_YEAR:
             raise ValueError(f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
         return value
+
+
+class CampaignIn(_CampaignContent):
+    contact_id: Id = Field(description="The contact the campaign is applied to.")
+
+
+MAX_BULK_CONTACTS = 10_000
+
+
+class BulkCampaignIn(_CampaignContent):
+    """The same campaign for many contacts: give `contact_ids` or a `tag`."""
+
+    contact_ids: list[Id] | None = Field(
+        default=None, max_length=MAX_BULK_CONTACTS,
+        description=f"The contacts (at most {MAX_BULK_CONTACTS}).",
+    )
+    tag: str | None = Field(default=None, description="Every contact with this tag.")
+
+
+class BulkResult(BaseModel):
+    created: int = Field(description="Campaigns created (one per contact).")
+    campaign_ids: list[int] = Field(description="Their ids, in the order of the contacts.")
 
 
 class CampaignUpdate(Body):
@@ -208,6 +229,21 @@ class CampaignStepOut(TemplateStepOut):
     attempts: int = Field(description="Attempts made so far.")
     last_error: str | None = Field(description="Error of the last failed attempt, or why it was skipped.")
     result: dict[str, Any] | None = Field(description="The channel's result (message id, HTTP status...).")
+
+
+class AttemptOut(BaseModel):
+    attempt_no: int = Field(description="1 for the first attempt.")
+    runner_id: str | None = Field(description="The runner that made it.")
+    started_at: Timestamp
+    finished_at: Timestamp | None
+    outcome: str = Field(description="sent, done, retry, failed or skipped.")
+    detail: str | None = Field(description="Error or reason.")
+    result: dict[str, Any] | None = Field(description="The channel's result.")
+
+
+class AttemptPage(BaseModel):
+    items: list[AttemptOut]
+    total: int
 
 
 class TemplateOut(BaseModel):

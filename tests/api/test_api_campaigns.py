@@ -144,3 +144,35 @@ def test_duplicate_and_save_as_template(api: TestClient, contact_id: int, clock:
     assert saved.status_code == 201
     assert [s["name"] for s in saved.json()["steps"]] == ["Welcome", "Call"]
     assert api.post(f"{CAMPAIGNS}999999/duplicate/").status_code == 404
+
+
+def test_start_a_campaign_for_everyone_with_a_tag(api: TestClient, contact_id: int) -> None:
+    tagged = [api.post("/api/contacts/", json={"first_name": n, "tags": ["trial"]}).json()["id"] for n in ("Bo", "Cy")]
+    nurture = api.get("/api/automation/templates/").json()["items"][0]
+    by_tag = api.post(f"{CAMPAIGNS}bulk/", json={"name": "Trials", "template_id": nurture["id"], "tag": "Trial"})
+    assert by_tag.status_code == 201, by_tag.text
+    assert by_tag.json()["created"] == 2
+    assert sorted(api.get(f"{CAMPAIGNS}{cid}/").json()["contact_id"] for cid in by_tag.json()["campaign_ids"]) == tagged
+    by_ids = api.post(f"{CAMPAIGNS}bulk/", json={"name": "Two", "steps": [EMAIL_STEP], "contact_ids": [contact_id, tagged[0], contact_id]})
+    assert by_ids.json()["created"] == 2
+    assert api.get(CAMPAIGNS).json()["total"] == 4
+
+    for payload, field in [
+        ({"name": "X", "steps": [EMAIL_STEP]}, "contact_ids"),
+        ({"name": "X", "steps": [EMAIL_STEP], "tag": "nobody"}, "tag"),
+        ({"name": "X", "steps": [EMAIL_STEP], "contact_ids": []}, "contact_ids"),
+        ({"name": "X", "steps": [EMAIL_STEP], "contact_ids": [contact_id, 987654]}, "contact_id"),
+    ]:
+        refused = api.post(f"{CAMPAIGNS}bulk/", json=payload)
+        assert refused.status_code == 422, refused.text
+        assert field in refused.json()["errors"], refused.json()
+    assert api.get(CAMPAIGNS).json()["total"] == 4  # all or nothing
+
+
+def test_attempt_log_of_a_step_not_run_yet_is_empty(api: TestClient, contact_id: int) -> None:
+    body = api.post(CAMPAIGNS, json={"name": "C", "contact_id": contact_id, "steps": [EMAIL_STEP]}).json()
+    step_id = body["steps"][0]["id"]
+    assert api.get(f"{CAMPAIGNS}{body['id']}/steps/{step_id}/attempts/").json() == {"items": [], "total": 0}
+    other = api.post(CAMPAIGNS, json={"name": "D", "contact_id": contact_id, "steps": [EMAIL_STEP]}).json()
+    wrong = api.get(f"{CAMPAIGNS}{other['id']}/steps/{step_id}/attempts/")
+    assert wrong.status_code == 404 and wrong.json()["detail"] == f"step {step_id} does not exist"
