@@ -1,0 +1,300 @@
+"""The runner's evaluation of follow-up rules, one bounded batch per tick.
+
+1. Follow-ups overdue by a rule's number of days get one `followup_overdue`
+   event each (per follow-up and number of days).
+2. Unprocessed contact events are claimed (`FOR UPDATE SKIP LOCKED` on
+   PostgreSQL, the write lock taken by `BEGIN IMMEDIATE` on SQLite), matched
+   against the active rules, and each match becomes a `RuleExecution` due after
+   the rule's delay; the events are marked processed in the same transaction.
+   The unique (rule, event) pair and the single transaction mean a rule is
+   applied once per event even with several runners and after a crash.
+3. Due executions are claimed the same way and applied, each in a savepoint so
+   that one failure (a deleted template, say) is recorded and the rest go on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from sqlalchemy import String, cast, exists, literal, select, update
+from sqlalchemy.orm import Session
+
+from automations.campaigns import OPEN_CAMPAIGN_STATUSES, cancel_campaign, create_campaign
+from automations.content import render
+from automations.db import Database
+from automations.errors import DomainError
+from automations.events import record_event
+from automations.followups import create_followup
+from automations.models import (
+    AutomationCampaign,
+    AutomationTemplate,
+    Contact,
+    ContactEvent,
+    FollowUpRule,
+    FollowUpStatus,
+    RuleAction,
+    RuleExecution,
+    RuleTrigger,
+    ScheduledFollowUp,
+)
+from automations.rules import trigger_matches, unmet_condition
+from automations.timeutil import as_utc, step_delay
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 500
+PENDING, APPLIED, SKIPPED = "pending", "applied", "skipped"
+
+
+def process_rules(db: Database, *, now: datetime, runner_id: str, batch: int = DEFAULT_BATCH) -> int:
+    """Evaluate the rules once: detect overdue follow-ups, turn new events into
+    executions, apply the executions that are due. Returns how many executions
+    were created or finished (0 when there was nothing to do)."""
+    now = as_utc(now)
+    with db.session() as session:
+        detect_overdue_followups(session, now=now, batch=batch)
+    with db.session() as session:
+        created = evaluate_events(session, now=now, runner_id=runner_id, batch=batch)
+    with db.session() as session:
+        finished = apply_due_executions(session, now=now, runner_id=runner_id, batch=batch)
+    return created + finished
+
+
+def _overdue_key(followup_id: object, days: object) -> str:
+    return f"followup:{followup_id}:{days}"
+
+
+def detect_overdue_followups(session: Session, *, now: datetime, batch: int = DEFAULT_BATCH) -> int:
+    """Record one `followup_overdue` event per pending follow-up and distinct number
+    of days an active rule waits for. Returns how many events were recorded."""
+    # Locking the rules serialises detection between PostgreSQL runners, so two of
+    # them never record the same event (SQLite's write lock already does).
+    rules = session.scalars(
+        select(FollowUpRule)
+        .where(FollowUpRule.trigger == RuleTrigger.FOLLOWUP_OVERDUE.value, FollowUpRule.is_active.is_(True))
+        .order_by(FollowUpRule.id)
+        .with_for_update()
+    ).all()
+    day_counts = sorted({int(r.trigger_config.get("days_overdue") or 0) for r in rules})
+    # Follow-ups that overdue rules created do not count, or each would breed another.
+    overdue_rule_ids = select(FollowUpRule.id).where(
+        FollowUpRule.trigger == RuleTrigger.FOLLOWUP_OVERDUE.value
+    ).scalar_subquery()
+    recorded = 0
+    for days in day_counts:
+        key = literal("followup:") + cast(ScheduledFollowUp.id, String) + literal(f":{days}")
+        already = exists().where(
+            ContactEvent.contact_id == ScheduledFollowUp.contact_id,  # uses the contact index
+            ContactEvent.kind == RuleTrigger.FOLLOWUP_OVERDUE.value,
+            ContactEvent.name == key,
+        )
+        overdue = session.execute(
+            select(ScheduledFollowUp.id, ScheduledFollowUp.contact_id)
+            .where(
+                ScheduledFollowUp.status == FollowUpStatus.PENDING.value,
+                ScheduledFollowUp.due_at <= now - timedelta(days=days),
+                ScheduledFollowUp.rule_id.is_(None) | ScheduledFollowUp.rule_id.not_in(overdue_rule_ids),
+                ~already,
+            )
+            .order_by(ScheduledFollowUp.due_at, ScheduledFollowUp.id)
+            .limit(batch - recorded)
+        ).all()
+        for followup_id, contact_id in overdue:
+            record_event(
+                session, contact_id=contact_id, kind=RuleTrigger.FOLLOWUP_OVERDUE.value,
+                name=_overdue_key(followup_id, days),
+                payload={"followup_id": followup_id, "days_overdue": days}, now=now,
+            )
+        recorded += len(overdue)
+        if recorded >= batch:
+            break
+    session.flush()
+    return recorded
+
+
+def _enrolment_blocked(session: Session, rule: FollowUpRule, contact_id: int, due_at: datetime) -> str | None:
+    """Why the rule may not act for this contact again yet (re-enrolment limit), or None."""
+    previous = select(RuleExecution.due_at).where(
+        RuleExecution.rule_id == rule.id,
+        RuleExecution.contact_id == contact_id,
+        RuleExecution.status.in_((PENDING, APPLIED)),
+    )
+    if rule.reenroll_after_days is not None:
+        previous = previous.where(RuleExecution.due_at > due_at - timedelta(days=rule.reenroll_after_days))
+    last = session.scalar(previous.order_by(RuleExecution.due_at.desc()).limit(1))
+    if last is None:
+        return None
+    if rule.reenroll_after_days is None:
+        return "already applied to this contact once (the rule applies once per contact)"
+    return f"already applied within {rule.reenroll_after_days} days"
+
+
+def _stop_other_campaigns(session: Session, rule: FollowUpRule, contact_id: int, now: datetime) -> int:
+    """Cancel the contact's open campaigns, except one from the template this rule starts."""
+    query = select(AutomationCampaign.id).where(
+        AutomationCampaign.contact_id == contact_id,
+        AutomationCampaign.status.in_(OPEN_CAMPAIGN_STATUSES),
+    )
+    if rule.action == RuleAction.START_CAMPAIGN.value:
+        keep = rule.action_config.get("template_id")
+        query = query.where(
+            (AutomationCampaign.template_id.is_(None)) | (AutomationCampaign.template_id != keep)
+        )
+    ids = list(session.scalars(query.order_by(AutomationCampaign.id)))
+    for campaign_id in ids:
+        cancel_campaign(session, campaign_id, now=now)
+    return len(ids)
+
+
+def evaluate_events(session: Session, *, now: datetime, runner_id: str, batch: int = DEFAULT_BATCH) -> int:
+    """Claim a batch of unprocessed events, create the executions of the rules they
+    match and mark them processed. Returns how many executions were created."""
+    events = list(session.scalars(
+        select(ContactEvent)
+        .where(ContactEvent.processed_at.is_(None))
+        .order_by(ContactEvent.id)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    ))
+    if not events:
+        return 0
+    rules_by_trigger: dict[str, list[FollowUpRule]] = defaultdict(list)
+    for rule in session.scalars(
+        select(FollowUpRule).where(FollowUpRule.is_active.is_(True)).order_by(FollowUpRule.id)
+    ):
+        rules_by_trigger[rule.trigger].append(rule)
+    contact_ids = {e.contact_id for e in events if e.contact_id is not None and rules_by_trigger.get(e.kind)}
+    contacts = {
+        c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
+    } if contact_ids else {}
+
+    created = 0
+    for event in events:
+        contact = contacts.get(event.contact_id) if event.contact_id is not None else None
+        if contact is None:
+            continue
+        for rule in rules_by_trigger.get(event.kind, []):
+            # A rule made after the event (while events waited) does not reach back.
+            if rule.created_at > event.occurred_at or not trigger_matches(rule, event):
+                continue
+            if unmet_condition(rule, contact) is not None:
+                continue
+            due_at = as_utc(event.occurred_at) + step_delay(rule.delay_days, rule.delay_hours)
+            execution = RuleExecution(
+                rule_id=rule.id, contact_id=contact.id, event_id=event.id,
+                status=PENDING, due_at=due_at, created_at=now,
+            )
+            notes = []
+            if rule.stop_other_campaigns:
+                stopped = _stop_other_campaigns(session, rule, contact.id, now)
+                notes.append(f"stopped {stopped} other campaign(s)")
+            blocked = _enrolment_blocked(session, rule, contact.id, due_at)
+            if blocked:
+                execution.status = SKIPPED
+                execution.applied_at = now
+                notes.append(blocked)
+            execution.detail = "; ".join(notes) or None
+            session.add(execution)
+            session.flush()  # the next event of this contact sees this execution
+            created += 1
+    session.execute(
+        update(ContactEvent)
+        .where(ContactEvent.id.in_([e.id for e in events]))
+        .values(processed_at=now, claim_token=runner_id[:64], lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return created
+
+
+def _finish(execution: RuleExecution, status: str, now: datetime, detail: str | None) -> None:
+    execution.status = status
+    execution.applied_at = now
+    earlier = execution.detail
+    execution.detail = "; ".join(part for part in (earlier, detail) if part) or None
+
+
+def _apply(session: Session, execution: RuleExecution, rule: FollowUpRule, contact: Contact, now: datetime) -> None:
+    """Do the rule's action for the contact, or record why it was skipped."""
+    if not rule.is_active:
+        _finish(execution, SKIPPED, now, "rule is disabled")
+        return
+    unmet = unmet_condition(rule, contact)
+    if unmet:
+        _finish(execution, SKIPPED, now, f"condition no longer met: {unmet}")
+        return
+    config = rule.action_config or {}
+    if rule.action == RuleAction.CREATE_FOLLOWUP.value:
+        event = session.get(ContactEvent, execution.event_id) if execution.event_id else None
+        payload = event.payload if event is not None else {}
+        campaign_id = payload.get("campaign_id")
+        if campaign_id is not None and session.get(AutomationCampaign, campaign_id) is None:
+            campaign_id = None
+        followup = create_followup(
+            session,
+            {
+                "contact_id": contact.id,
+                "title": render(config.get("title", ""), contact)[:300] or rule.name,
+                "notes": render(config.get("notes", ""), contact),
+                "due_at": execution.due_at,
+                "campaign_id": campaign_id,
+            },
+            rule_id=rule.id, now=now,
+        )
+        execution.followup_id = followup.id
+        _finish(execution, APPLIED, now, f"follow-up created: {followup.title}")
+        return
+    template_id = config.get("template_id")
+    template = session.get(AutomationTemplate, template_id) if template_id else None
+    if template is None:
+        _finish(execution, SKIPPED, now, f"template {template_id} no longer exists")
+        return
+    running = session.scalar(
+        select(AutomationCampaign.id).where(
+            AutomationCampaign.contact_id == contact.id,
+            AutomationCampaign.template_id == template.id,
+            AutomationCampaign.status.in_(OPEN_CAMPAIGN_STATUSES),
+        ).limit(1)
+    )
+    if running is not None:
+        _finish(execution, SKIPPED, now, f"already in an active campaign from {template.name} (#{running})")
+        return
+    campaign = create_campaign(
+        session, {"name": template.name, "contact_id": contact.id, "template_id": template.id}, now=now
+    )
+    execution.campaign_id = campaign.id
+    _finish(execution, APPLIED, now, f"campaign started: {campaign.name}")
+
+
+def apply_due_executions(session: Session, *, now: datetime, runner_id: str, batch: int = DEFAULT_BATCH) -> int:
+    """Claim the pending executions whose time has come and apply them. Returns how many finished."""
+    executions = list(session.scalars(
+        select(RuleExecution)
+        .where(RuleExecution.status == PENDING, RuleExecution.due_at <= now)
+        .order_by(RuleExecution.due_at, RuleExecution.id)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    ))
+    for execution in executions:
+        rule = session.get(FollowUpRule, execution.rule_id)
+        contact = session.get(Contact, execution.contact_id)
+        if rule is None or contact is None:  # deleted meanwhile (cascades normally remove the row)
+            _finish(execution, SKIPPED, now, "rule or contact no longer exists")
+            continue
+        try:
+            with session.begin_nested():
+                _apply(session, execution, rule, contact, now)
+        except (DomainError, ValueError) as exc:
+            # The savepoint undid the half-done action; keep a readable reason.
+            log.warning("rule %s for contact %s skipped: %s", rule.id, contact.id, exc)
+            _finish(execution, SKIPPED, now, f"could not apply: {exc}")
+        execution.claim_token = runner_id[:64]
+    session.flush()
+    return len(executions)
+
+
+__all__ = [
+    "DEFAULT_BATCH", "process_rules", "detect_overdue_followups", "evaluate_events",
+    "apply_due_executions",
+]
