@@ -5,10 +5,17 @@ Pages call `automations` through these; no SQL or business rules live here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
 import streamlit as st
 
 from automations.config import Settings, get_settings
 from automations.db import Database
+from automations.errors import Conflict, NotFound, ValidationError
+from automations.timeutil import format_local, utcnow
 
 
 @st.cache_resource(show_spinner=False)
@@ -28,3 +35,95 @@ def get_db() -> Database:
 def clear_reads() -> None:
     """Forget cached reads after a write, so every page shows the change."""
     st.cache_data.clear()
+
+
+def db_url() -> str:
+    """The cache key of every cached read: a different database is different data."""
+    return get_settings().database_url
+
+
+def now_minute() -> datetime:
+    """Now, to the minute: cached reads keyed on it stay valid for that minute."""
+    return utcnow().replace(second=0, microsecond=0)
+
+
+def fmt(value: datetime | None, pattern: str = "%Y-%m-%d %H:%M") -> str:
+    """A UTC time shown in the configured timezone."""
+    return format_local(value, get_settings().tz, pattern)
+
+
+STATUS_COLOURS = {
+    "active": "blue", "paused": "orange", "completed": "green", "canceled": "gray",
+    "pending": "blue", "running": "violet", "sent": "green", "done": "green",
+    "failed": "red", "skipped": "orange",
+}
+TYPE_ICONS = {"email": "✉️", "sms": "💬", "task": "✅", "webhook": "🔗"}
+
+
+def badge(status: str) -> str:
+    """A status as a coloured badge (Markdown)."""
+    return f":{STATUS_COLOURS.get(status, 'gray')}-badge[{status}]"
+
+
+STATUS_DOTS = {"blue": "🔵", "orange": "🟠", "green": "🟢", "gray": "⚪", "violet": "🟣", "red": "🔴"}
+
+
+def status_label(status: str) -> str:
+    """A status for a table cell, with a coloured dot (tables cannot show badges)."""
+    return f"{STATUS_DOTS[STATUS_COLOURS.get(status, 'gray')]} {status}"
+
+
+def type_label(message_type: str | None) -> str:
+    if not message_type:
+        return ""
+    return f"{TYPE_ICONS.get(message_type, '')} {message_type}".strip()
+
+
+def flash(message: str, icon: str = "✅") -> None:
+    """A toast shown on the next run (a toast raised right before `st.rerun` is lost)."""
+    st.session_state["_flash"] = (message, icon)
+
+
+def show_flash() -> None:
+    message = st.session_state.pop("_flash", None)
+    if message:
+        st.toast(message[0], icon=message[1])
+
+
+def field_error(errors: dict[str, str], *fields: str) -> None:
+    """Show the problem of each of `fields` right where it is called (under the field)."""
+    for name in fields:
+        if name in errors:
+            st.error(f"{errors[name]}", icon="⚠️")
+
+
+@contextmanager
+def action(success: str, errors_key: str | None = None) -> Iterator[None]:
+    """Run a write: on success clear the reads, queue a toast and rerun; on a domain
+    error show it (validation problems are stored under `errors_key` for the fields)."""
+    try:
+        yield
+    except ValidationError as exc:
+        if errors_key:
+            st.session_state[errors_key] = exc.errors
+        st.error("Please correct: " + "; ".join(f"{k}: {v}" for k, v in exc.errors.items()))
+        return
+    except (Conflict, NotFound) as exc:
+        st.error(str(exc))
+        return
+    if errors_key:
+        st.session_state.pop(errors_key, None)
+    clear_reads()
+    flash(success)
+    st.rerun()
+
+
+def rows(items: list[Any], **columns: Any) -> list[dict[str, Any]]:
+    """Table rows for `st.dataframe`: each column is an attribute name or a function."""
+    table = []
+    for item in items:
+        row = {}
+        for title, spec in columns.items():
+            row[title] = spec(item) if callable(spec) else getattr(item, spec)
+        table.append(row)
+    return table

@@ -1,0 +1,64 @@
+"""The dashboard's router: page setup, the login gate, and the navigation.
+
+Run with `streamlit run app.py`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+
+import streamlit as st
+
+from pages.common import settings, show_flash
+
+HERE = Path(__file__).parent
+
+st.set_page_config(page_title="Automations", page_icon="📬", layout="wide")
+
+
+def _logged_in() -> bool:
+    """When AUTOMATIONS_UI_PASSWORD is set, every page asks for it first."""
+    secret = settings().ui_password
+    if secret is None or st.session_state.get("authenticated"):
+        return True
+    st.title("📬 Automations")
+    with st.form("login"):
+        password = st.text_input("Password", type="password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        # Constant-time comparison: the time taken says nothing about the password.
+        if hmac.compare_digest(password.encode(), secret.get_secret_value().encode()):
+            st.session_state["authenticated"] = True
+            st.rerun()
+        st.error("Wrong password.")
+    return False
+
+
+def _pages() -> list[st.Page]:
+    pages = [
+        st.Page("pages/overview.py", title="Overview", icon="🏠", default=True),
+        st.Page("pages/campaigns.py", title="Campaigns", icon="📋"),
+        st.Page("pages/new_campaign.py", title="New Campaign", icon="➕"),
+        st.Page("pages/templates.py", title="Templates", icon="🧩"),
+    ]
+    # Pages that ship separately appear once their file is there.
+    for file, title, icon in (
+        ("pages/calendar.py", "Calendar", "📅"),
+        ("pages/statistics.py", "Statistics", "📊"),
+        ("pages/rules.py", "Rules", "⚙️"),
+    ):
+        if (HERE / file).exists():
+            pages.append(st.Page(file, title=title, icon=icon))
+    pages += [
+        st.Page("pages/followups.py", title="Follow-ups", icon="🔔"),
+        st.Page("pages/contacts.py", title="Contacts", icon="👥"),
+        st.Page("pages/settings.py", title="Settings", icon="🔧"),
+    ]
+    return pages
+
+
+if _logged_in():
+    navigation = st.navigation(_pages())
+    show_flash()
+    navigation.run()

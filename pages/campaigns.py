@@ -1,0 +1,212 @@
+"""Campaigns: the filtered, paginated list with progress, and one campaign's detail
+with its actions (pause, resume, cancel, delete, duplicate, save as template, edit)."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from automations import campaigns as service
+from automations.campaigns import CampaignFilter, CampaignRow
+from automations.errors import NotFound
+from automations.models import CampaignStatus, MessageType
+from automations.templates import TemplateSummary, list_templates
+from automations.timelines import CampaignDetail, campaign_detail
+from pages.common import (
+    action, badge, db_url, field_error, fmt, get_db, rows, status_label, type_label,
+)
+from pages.steps_editor import load_steps, steps_editor
+
+PAGE_SIZE = 50
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _page(url: str, filters: CampaignFilter, offset: int) -> tuple[list[CampaignRow], int]:
+    with get_db().read_session() as s:
+        return service.list_campaigns(s, filters, limit=PAGE_SIZE, offset=offset)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _templates(url: str) -> list[TemplateSummary]:
+    with get_db().read_session() as s:
+        return list_templates(s)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _detail(url: str, campaign_id: int) -> CampaignDetail | None:
+    with get_db().read_session() as s:
+        try:
+            return campaign_detail(s, campaign_id)
+        except NotFound:
+            return None
+
+
+def _filters() -> CampaignFilter:
+    templates = {t.id: t.name for t in _templates(db_url())}
+    c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
+    search = c1.text_input("Search", key="camp_search", placeholder="campaign, contact name or email")
+    status = c2.selectbox("Status", [s.value for s in CampaignStatus], index=None, key="camp_status",
+                          placeholder="any")
+    template = c3.selectbox("Template", list(templates), format_func=templates.get, index=None,
+                            key="camp_template", placeholder="any")
+    kind = c4.selectbox("Message type", [m.value for m in MessageType], index=None, key="camp_type",
+                        placeholder="any")
+    contact = st.session_state.get("camp_contact")
+    if contact:
+        st.caption(f"Only the campaigns of contact #{contact}.")
+        if st.button("Show every contact", key="camp_contact_clear"):
+            st.session_state.pop("camp_contact")
+            st.rerun()
+    return CampaignFilter(status=status, contact_id=contact, template_id=template,
+                          message_type=kind, search=search)
+
+
+def _list(filters: CampaignFilter) -> int | None:
+    page_no = st.session_state.get("camp_page", 1)
+    found, total = _page(db_url(), filters, (page_no - 1) * PAGE_SIZE)
+    if not total:
+        if filters == CampaignFilter():
+            st.info("No campaign yet. Create one on **New Campaign**.", icon="➕")
+            st.page_link("pages/new_campaign.py", label="New Campaign", icon="➕")
+        else:
+            st.info("No campaign matches these filters. Clear a filter to see more.", icon="🔎")
+        return None
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    st.caption(f"{total:,} campaigns · page {page_no} of {pages:,}")
+    st.dataframe(
+        rows(found, id="id", campaign="name", status=lambda r: status_label(r.status),
+             progress="progress", steps=lambda r: f"{r.steps_finished}/{r.steps_total}",
+             contact="contact_name", template=lambda r: r.template_name or "—",
+             next_step=lambda r: f"{type_label(r.next_step_type)} {r.next_step_name}" if r.next_step_name else "—",
+             next_at=lambda r: fmt(r.next_step_at)),
+        hide_index=True, width="stretch",
+        column_config={
+            "id": st.column_config.NumberColumn("#", width="small"),
+            "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1, format="percent"),
+            "next_at": st.column_config.TextColumn("next step at"),
+            "next_step": st.column_config.TextColumn("next step"),
+        },
+    )
+    if pages > 1:
+        st.number_input("Page", min_value=1, max_value=pages, step=1, key="camp_page")
+    choices = {r.id: f"#{r.id} · {r.name} · {r.contact_name}" for r in found}
+    return st.selectbox("Open a campaign", list(choices), format_func=choices.get, index=None,
+                        key="camp_open", placeholder="Choose a campaign to see its steps")
+
+
+def _actions(detail: CampaignDetail) -> None:
+    cid = detail.id
+    cols = st.columns(6)
+    is_open = detail.status in ("active", "paused")
+    if detail.status == "active" and cols[0].button("⏸ Pause", key="camp_pause"):
+        with action("Campaign paused"):
+            with get_db().session() as s:
+                service.pause_campaign(s, cid)
+    if detail.status == "paused" and cols[0].button("▶️ Resume", key="camp_resume"):
+        with action("Campaign resumed; pending steps moved by the pause"):
+            with get_db().session() as s:
+                service.resume_campaign(s, cid)
+    if is_open and cols[1].button("⏹ Cancel", key="camp_cancel"):
+        st.session_state["camp_confirm"] = ("cancel", cid)
+    if cols[2].button("🗑 Delete", key="camp_delete"):
+        st.session_state["camp_confirm"] = ("delete", cid)
+    if cols[3].button("📄 Duplicate", key="camp_duplicate"):
+        with action("Campaign duplicated"):
+            with get_db().session() as s:
+                copy = service.duplicate_campaign(s, cid)
+            st.session_state["camp_open"] = copy.id
+    if cols[4].button("🧩 Save as template", key="camp_as_template"):
+        st.session_state["camp_template_form"] = cid
+    if is_open and cols[5].button("✏️ Edit pending steps", key="camp_edit"):
+        st.session_state["camp_editing"] = cid
+        load_steps("edit", detail.pending_steps)
+
+    confirm = st.session_state.get("camp_confirm")
+    if confirm and confirm[1] == cid:
+        verb = confirm[0]
+        consequence = ("its pending steps are canceled and nothing more runs" if verb == "cancel"
+                       else "the campaign, its steps and their history are deleted (the contact stays)")
+        st.warning(f"{verb.capitalize()} “{detail.name}”? {consequence}.", icon="⚠️")
+        yes, no = st.columns([1, 5])
+        if yes.button(f"Yes, {verb}", type="primary", key="camp_confirm_yes"):
+            st.session_state.pop("camp_confirm")
+            with action(f"Campaign {'canceled' if verb == 'cancel' else 'deleted'}"):
+                with get_db().session() as s:
+                    if verb == "cancel":
+                        service.cancel_campaign(s, cid)
+                    else:
+                        service.delete_campaign(s, cid)
+                        st.session_state.pop("camp_open", None)
+        if no.button("No, keep it", key="camp_confirm_no"):
+            st.session_state.pop("camp_confirm")
+            st.rerun()
+
+    if st.session_state.get("camp_template_form") == cid:
+        errors = st.session_state.get("camp_template_errors", {})
+        with st.form("camp_template"):
+            name = st.text_input("Template name", value=f"{detail.name} template")
+            field_error(errors, "name")
+            if st.form_submit_button("Save template", type="primary"):
+                with action("Saved as a custom template", "camp_template_errors"):
+                    with get_db().session() as s:
+                        service.save_campaign_as_template(s, cid, name=name)
+                    st.session_state.pop("camp_template_form")
+
+    if st.session_state.get("camp_editing") == cid:
+        st.subheader("Edit pending steps")
+        st.caption("Steps already executed stay as they are; the pending ones are replaced and re-timed.")
+        errors = st.session_state.get("camp_edit_errors", {})
+        steps = steps_editor("edit", errors)
+        save, stop = st.columns([1, 5])
+        if save.button("Save steps", type="primary", key="camp_edit_save"):
+            with action("Pending steps saved", "camp_edit_errors"):
+                with get_db().session() as s:
+                    service.replace_pending_steps(s, cid, steps)
+                st.session_state.pop("camp_editing")
+        if stop.button("Discard changes", key="camp_edit_discard"):
+            st.session_state.pop("camp_editing")
+            st.rerun()
+
+
+def _detail_view(campaign_id: int) -> None:
+    detail = _detail(db_url(), campaign_id)
+    if detail is None:
+        st.info("That campaign no longer exists.")
+        return
+    done, total = detail.progress
+    st.subheader(f"{detail.name}")
+    st.markdown(
+        f"{badge(detail.status)} · contact **{detail.contact_name}** · "
+        f"template {detail.template_name or '—'} · started {fmt(detail.start_at)} · {done}/{total} steps done"
+    )
+    st.progress(done / total if total else 0.0)
+    _actions(detail)
+    st.dataframe(
+        rows(detail.steps, step=lambda s: s.position + 1, name="name",
+             type=lambda s: type_label(s.message_type), status=lambda s: status_label(s.status),
+             scheduled=lambda s: fmt(s.scheduled_at), executed=lambda s: fmt(s.executed_at),
+             attempts="attempts", last_error=lambda s: s.last_error or ""),
+        hide_index=True, width="stretch",
+    )
+    st.markdown("**Content, personalised for the contact**")
+    for s in detail.steps:
+        with st.expander(f"{s.position + 1}. {s.name} · {type_label(s.message_type)} · {s.status}"):
+            st.markdown(f"{badge(s.status)} scheduled {fmt(s.scheduled_at)}"
+                        + (f" · executed {fmt(s.executed_at)}" if s.executed_at else "")
+                        + f" · {s.attempts} attempt(s)")
+            if s.last_error:
+                st.error(s.last_error)
+            if s.message_type == "webhook":
+                st.code(s.webhook_url or "", language=None)
+            else:
+                if s.subject:
+                    st.markdown(f"**{'Title' if s.message_type == 'task' else 'Subject'}:** {s.subject}")
+                st.text(s.body)
+
+
+st.title("📋 Campaigns")
+chosen = _list(_filters())
+if chosen:
+    st.divider()
+    _detail_view(chosen)

@@ -1,0 +1,170 @@
+"""New Campaign: name, contact(s), optional template, steps, preview, save."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+
+import streamlit as st
+
+from automations.campaigns import preview_schedule, render_step, start_campaigns_for_contacts
+from automations.contacts import ContactFilter, all_tags, contact_ids_with_tag, get_contact, search_contacts
+from automations.errors import ValidationError
+from automations.templates import TemplateSummary, get_template, list_templates, step_as_input
+from automations.timeutil import as_utc, humanize_delay
+from pages.common import action, db_url, fmt, get_db, settings, type_label
+from pages.steps_editor import load_steps, steps_editor
+
+P = "new"  # session-state prefix of this page's steps editor
+ERRORS = "new_errors"
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _templates(url: str) -> list[TemplateSummary]:
+    with get_db().read_session() as s:
+        return list_templates(s)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _template_steps(url: str, template_id: int) -> list[dict[str, Any]]:
+    with get_db().read_session() as s:
+        return [step_as_input(step) for step in get_template(s, template_id).steps]
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _contact_choices(url: str, text: str) -> dict[int, str]:
+    with get_db().read_session() as s:
+        found, _ = search_contacts(s, ContactFilter(search=text), limit=50)
+        return {c.id: f"{c.full_name} · {c.email or c.phone or 'no email'} (#{c.id})" for c in found}
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _tags(url: str) -> list[str]:
+    with get_db().read_session() as s:
+        return all_tags(s)
+
+
+def _preview(steps: list[dict[str, Any]], start_at: datetime | None, contact_id: int | None) -> None:
+    try:
+        times = preview_schedule(steps, start_at=start_at)
+    except ValidationError:
+        st.info("The preview appears once every step is complete.", icon="👀")
+        return
+    contact = None
+    if contact_id:
+        with get_db().read_session() as s:
+            contact = get_contact(s, contact_id)
+            s.expunge(contact)
+    name = st.session_state.get("new_name", "")
+    table = []
+    for step, when in zip(steps, times):
+        subject = body = ""
+        if contact is not None:
+            try:
+                subject, body = render_step(_Step(step), contact, name)
+            except Exception as exc:  # a template that cannot render for this contact is shown as such
+                body = f"(cannot render: {exc})"
+        table.append({
+            "when": fmt(when, "%a %Y-%m-%d %H:%M"),
+            "after": humanize_delay(step["delay_days"], step["delay_hours"]),
+            "step": step["name"], "type": type_label(step["message_type"]),
+            "subject / title": subject if contact else step.get("subject", ""),
+            "content": body if contact else step.get("body") or step.get("webhook_url") or "",
+        })
+    who = f"for {contact.full_name}" if contact else "(choose a contact to see the personalised content)"
+    st.caption(f"Times in {settings().timezone} · content {who}")
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"content": st.column_config.TextColumn(width="large")})
+
+
+class _Step:
+    """The attributes `render_step` reads, from an editor row."""
+
+    def __init__(self, data: dict[str, Any]):
+        self.name = data.get("name") or ""
+        self.subject = data.get("subject") or ""
+        self.body = data.get("body") or ""
+
+
+st.title("➕ New Campaign")
+errors: dict[str, str] = st.session_state.get(ERRORS, {})
+templates = _templates(db_url())
+
+name = st.text_input("Campaign name", key="new_name", placeholder="e.g. Welcome Acme")
+if "name" in errors:
+    st.error(errors["name"], icon="⚠️")
+
+st.subheader("Contacts")
+mode = st.radio("Apply to", ["One contact", "Several contacts", "Everyone with a tag"],
+                horizontal=True, key="new_mode")
+contact_ids: list[int] = []
+if mode == "Everyone with a tag":
+    tag = st.selectbox("Tag", _tags(db_url()), index=None, key="new_tag",
+                       placeholder="Choose a tag")
+    if tag:
+        with get_db().read_session() as s:
+            contact_ids = contact_ids_with_tag(s, tag)
+        st.caption(f"{len(contact_ids):,} contacts have the tag “{tag}”: one campaign each.")
+else:
+    query = st.text_input("Find contact", key="new_contact_search",
+                          placeholder="name, email or company")
+    choices = _contact_choices(db_url(), query)
+    if not choices:
+        st.info("No contact matches. Add contacts on the **Contacts** page.", icon="👥")
+    if mode == "One contact":
+        picked = st.selectbox("Contact", list(choices), format_func=choices.get, index=None,
+                              key="new_contact", placeholder="Choose a contact")
+        contact_ids = [picked] if picked else []
+    else:
+        contact_ids = st.multiselect("Contacts", list(choices), format_func=choices.get,
+                                     key="new_contacts", placeholder="Choose contacts")
+for field in ("contact_id", "contact_ids"):
+    if field in errors:
+        st.error(errors[field], icon="⚠️")
+
+st.subheader("Steps")
+by_id = {t.id: t for t in templates}
+template_id = st.selectbox(
+    "Start from a template (optional)", list(by_id), index=None, key="new_template",
+    format_func=lambda i: f"{by_id[i].name} · {by_id[i].step_count} steps · {by_id[i].category}",
+    placeholder="From scratch",
+)
+if st.session_state.get("new_loaded_template", "unset") != template_id:
+    st.session_state["new_loaded_template"] = template_id
+    load_steps(P, _template_steps(db_url(), template_id) if template_id else [])
+steps = steps_editor(P, errors)
+if not steps:
+    st.info("Choose a template above, or add your first step in the table.", icon="🧩")
+
+st.subheader("Start")
+c1, c2, c3 = st.columns([1, 1, 2])
+later = c1.toggle("Start later", key="new_later")
+start_at: datetime | None = None
+if later:
+    day = c2.date_input("Start date", key="new_start_date")
+    at = c3.time_input("Start time", key="new_start_time", value=time(9, 0))
+    start_at = as_utc(datetime.combine(day, at).replace(tzinfo=settings().tz))
+if "start_at" in errors:
+    st.error(errors["start_at"], icon="⚠️")
+
+st.subheader("Preview")
+_preview(steps, start_at, contact_ids[0] if contact_ids else None)
+
+if st.button("Save and activate", type="primary", key="new_save"):
+    with action("Campaign saved and activated", ERRORS):
+        with get_db().session() as s:
+            if not name.strip():
+                raise ValidationError.single("name", "give the campaign a name")
+            if not contact_ids:
+                raise ValidationError.single("contact_id", "choose a contact")
+            created = start_campaigns_for_contacts(
+                s, contact_ids, template_id=template_id, steps=steps, name=name, start_at=start_at,
+            )
+        st.session_state["new_created"] = [c.id for c in created]
+        st.session_state["new_loaded_template"] = "reset"
+        for key in ("new_name", "new_contact", "new_contacts", "new_template", "new_tag"):
+            st.session_state.pop(key, None)
+created_ids = st.session_state.get("new_created")
+if created_ids:
+    st.success(f"{len(created_ids)} campaign(s) created. See them on **Campaigns**.")
+    st.page_link("pages/campaigns.py", label="Open Campaigns", icon="📋")

@@ -1,0 +1,120 @@
+"""Overview: today's figures, what runs next, what ran last, and runner health."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import streamlit as st
+
+from automations.overview import (
+    OverviewFigures,
+    StepLine,
+    latest_executions,
+    next_scheduled_steps,
+    overview_figures,
+    runner_states,
+)
+from automations.timeutil import utcnow
+from pages.common import badge, db_url, fmt, get_db, now_minute, rows, settings, status_label, type_label
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _figures(url: str, now: datetime) -> OverviewFigures:
+    with get_db().read_session() as s:
+        return overview_figures(s, now, settings().tz)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _next(url: str, now: datetime) -> list[StepLine]:
+    with get_db().read_session() as s:
+        return next_scheduled_steps(s, now)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _latest(url: str, now: datetime) -> list[StepLine]:
+    with get_db().read_session() as s:
+        return latest_executions(s, now)
+
+
+@st.fragment(run_every=10)
+def runner_health() -> None:
+    """Re-read every 10 s by itself, without rerunning the page."""
+    with get_db().read_session() as s:
+        runners = runner_states(s, utcnow())
+    alive = [r for r in runners if r.alive]
+    if alive:
+        latest = max(r.last_tick_at for r in alive)
+        st.success(f"Runner alive: {len(alive)} running, last tick {fmt(latest, '%H:%M:%S')}.", icon="🟢")
+    elif runners:
+        st.warning(
+            f"No runner has ticked recently (last tick {fmt(runners[0].last_tick_at)}). "
+            "Scheduled steps are not being executed: start one with `python runner.py`.",
+            icon="🔴",
+        )
+    else:
+        st.warning(
+            "No runner has ever ticked. Scheduled steps are not being executed: "
+            "start one with `python runner.py`.",
+            icon="🔴",
+        )
+    if runners:
+        with st.expander(f"Runners ({len(runners)})"):
+            st.dataframe(
+                rows(runners, runner="runner_id", host="host", pid="pid",
+                     state=lambda r: "alive" if r.alive else ("stopped" if r.stopped_at else "silent"),
+                     last_tick=lambda r: fmt(r.last_tick_at, "%Y-%m-%d %H:%M:%S"),
+                     steps_done="steps_done", last_error=lambda r: r.last_error or ""),
+                hide_index=True, width="stretch",
+            )
+
+
+def _step_table(lines: list[StepLine], when: str) -> None:
+    st.dataframe(
+        rows(lines,
+             when=lambda l: fmt(l.executed_at if when == "executed" else l.scheduled_at),
+             status=lambda l: status_label(l.status), type=lambda l: type_label(l.message_type), step="step_name",
+             campaign="campaign_name", contact="contact_name",
+             error=lambda l: l.last_error or ""),
+        hide_index=True, width="stretch",
+        column_config={"error": st.column_config.TextColumn(width="medium")},
+    )
+
+
+st.title("🏠 Overview")
+now = now_minute()
+figures = _figures(db_url(), now)
+runner_health()
+
+cols = st.columns(5)
+cols[0].metric("Active campaigns", f"{figures.active_campaigns:,}",
+               help=f"{figures.paused_campaigns:,} paused")
+cols[1].metric("Steps due today", f"{figures.steps_due_today:,}",
+               help=f"{figures.steps_overdue:,} overdue pending steps")
+cols[2].metric("Pending follow-ups", f"{figures.followups.pending:,}",
+               help=f"{figures.followups.due_today:,} due later today")
+cols[3].metric("Overdue follow-ups", f"{figures.followups.overdue:,}")
+rate = figures.success_rate
+cols[4].metric("Success rate, 7 days", "—" if rate is None else f"{rate:.1%}",
+               help=f"{figures.succeeded_last_7_days:,} sent or done, "
+                    f"{figures.failed_last_7_days:,} failed (skipped steps not counted)")
+if figures.steps_overdue:
+    st.info(f"{figures.steps_overdue:,} pending steps are past their time; a running runner executes them in order.")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Next scheduled steps")
+    upcoming = _next(db_url(), now)
+    if upcoming:
+        _step_table(upcoming, "scheduled")
+    else:
+        st.info("Nothing is scheduled. Start one on **New Campaign**.", icon="➕")
+with right:
+    st.subheader("Latest executions")
+    latest = _latest(db_url(), now)
+    if latest:
+        failures = sum(1 for l in latest if l.status == "failed")
+        if failures:
+            st.caption(f"{badge('failed')} {failures} failure(s) in the last 7 days are listed first.")
+        _step_table(latest, "executed")
+    else:
+        st.info("No step has run yet. Once a runner executes steps they appear here.", icon="⏳")

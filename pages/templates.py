@@ -1,0 +1,133 @@
+"""Templates: system and custom templates, their steps; create, edit, delete, clone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from automations import templates as service
+from automations.models import TemplateCategory
+from automations.templates import TemplateSummary
+from automations.timeutil import humanize_delay
+from pages.common import action, db_url, field_error, get_db, rows, type_label
+from pages.steps_editor import load_steps, steps_editor
+
+CATEGORIES = [c.value for c in TemplateCategory]
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _templates(url: str) -> list[TemplateSummary]:
+    with get_db().read_session() as s:
+        return service.list_templates(s)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _steps(url: str, template_id: int) -> list[dict[str, Any]]:
+    with get_db().read_session() as s:
+        return [service.step_as_input(step) for step in service.get_template(s, template_id).steps]
+
+
+def _duration(summary: TemplateSummary) -> str:
+    return humanize_delay(summary.duration.days, summary.duration.seconds // 3600)
+
+
+def _form(prefix: str, values: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+    """Name, category, description and steps of a custom template."""
+    c1, c2 = st.columns([3, 1])
+    name = c1.text_input("Name", value=values.get("name", ""), key=f"{prefix}_name")
+    with c1:
+        field_error(errors, "name")
+    category = c2.selectbox("Category", CATEGORIES, key=f"{prefix}_category",
+                            index=CATEGORIES.index(values.get("category", "custom")))
+    description = st.text_area("Description", value=values.get("description", ""), key=f"{prefix}_desc",
+                               height=68)
+    steps = steps_editor(prefix, errors)
+    return {"name": name, "category": category, "description": description, "steps": steps}
+
+
+def _detail(summary: TemplateSummary) -> None:
+    st.subheader(summary.name)
+    kind = "System template (read-only: clone it to change it)" if summary.is_system else "Custom template"
+    st.caption(f"{kind} · {summary.category} · {summary.step_count} steps over {_duration(summary)} · "
+               f"used by {summary.campaigns:,} campaigns")
+    if summary.description:
+        st.write(summary.description)
+    steps = _steps(db_url(), summary.id)
+    st.dataframe(
+        [{"step": i + 1, "name": s["name"], "type": type_label(s["message_type"]),
+          "after": humanize_delay(s["delay_days"], s["delay_hours"]),
+          "subject / title": s["subject"], "content": s["body"] or s["webhook_url"] or ""}
+         for i, s in enumerate(steps)],
+        hide_index=True, width="stretch",
+        column_config={"content": st.column_config.TextColumn(width="large")},
+    )
+    cols = st.columns([1, 1, 1, 4])
+    if cols[0].button("📄 Clone", key="tpl_clone"):
+        with action("Template cloned"):
+            with get_db().session() as s:
+                copy = service.clone_template(s, summary.id)
+            st.session_state["tpl_open"] = copy.id
+    if summary.is_system:
+        return
+    if cols[1].button("✏️ Edit", key="tpl_edit"):
+        st.session_state["tpl_editing"] = summary.id
+        load_steps("tpl_edit", steps)
+    if cols[2].button("🗑 Delete", key="tpl_delete"):
+        st.session_state["tpl_confirm_delete"] = summary.id
+    if st.session_state.get("tpl_confirm_delete") == summary.id:
+        st.warning(f"Delete “{summary.name}”? Campaigns made from it keep their steps.", icon="⚠️")
+        yes, no = st.columns([1, 5])
+        if yes.button("Yes, delete", type="primary", key="tpl_delete_yes"):
+            st.session_state.pop("tpl_confirm_delete")
+            with action("Template deleted"):
+                with get_db().session() as s:
+                    service.delete_template(s, summary.id)
+                st.session_state.pop("tpl_open", None)
+        if no.button("No, keep it", key="tpl_delete_no"):
+            st.session_state.pop("tpl_confirm_delete")
+            st.rerun()
+    if st.session_state.get("tpl_editing") == summary.id:
+        errors = st.session_state.get("tpl_edit_errors", {})
+        values = _form("tpl_edit", {"name": summary.name, "category": summary.category,
+                                    "description": summary.description}, errors)
+        if st.button("Save template", type="primary", key="tpl_edit_save"):
+            with action("Template saved", "tpl_edit_errors"):
+                with get_db().session() as s:
+                    service.update_template(s, summary.id, values)
+                st.session_state.pop("tpl_editing")
+
+
+st.title("🧩 Templates")
+browse, create = st.tabs(["All templates", "New template"])
+with browse:
+    templates = _templates(db_url())
+    if not templates:
+        st.info("No templates yet. Run `python -m automations seed-templates` for the system "
+                "templates, or create one in **New template**.", icon="🧩")
+    else:
+        st.dataframe(
+            rows(templates, name="name", category="category",
+                 kind=lambda t: "system" if t.is_system else "custom",
+                 steps="step_count", duration=_duration,
+                 types=lambda t: " ".join(type_label(m) for m in t.message_types),
+                 campaigns="campaigns"),
+            hide_index=True, width="stretch",
+        )
+        by_id = {t.id: t for t in templates}
+        chosen = st.selectbox("Open a template", list(by_id), index=None, key="tpl_open",
+                              format_func=lambda i: by_id[i].name, placeholder="Choose a template")
+        if chosen in by_id:
+            _detail(by_id[chosen])
+with create:
+    if "tpl_new_version" not in st.session_state:
+        load_steps("tpl_new", [])
+    errors = st.session_state.get("tpl_new_errors", {})
+    values = _form("tpl_new", {}, errors)
+    if st.button("Create template", type="primary", key="tpl_new_save"):
+        with action("Template created", "tpl_new_errors"):
+            with get_db().session() as s:
+                service.create_template(s, values)
+            load_steps("tpl_new", [])
+            st.session_state.pop("tpl_new_name", None)
+            st.session_state.pop("tpl_new_desc", None)
