@@ -277,23 +277,29 @@ class RuleSummary:
     skipped: int
 
 
+def execution_counts(session: Session, rule_ids: list[int]) -> dict[int, dict[str, int]]:
+    """For each rule: how many executions are applied, pending and skipped (one grouped query)."""
+    counts: dict[int, dict[str, int]] = {rid: {"applied": 0, "pending": 0, "skipped": 0} for rid in rule_ids}
+    if rule_ids:
+        rows = session.execute(
+            select(RuleExecution.rule_id, RuleExecution.status, func.count())
+            .where(RuleExecution.rule_id.in_(rule_ids))
+            .group_by(RuleExecution.rule_id, RuleExecution.status)
+        )
+        for rule_id, status, n in rows:
+            counts[rule_id][status] = n
+    return counts
+
+
 def list_rules(session: Session, *, limit: int = 100, offset: int = 0) -> tuple[list[RuleSummary], int]:
     """Rules by name with how often each was applied, is pending, was skipped."""
     total = session.scalar(select(func.count()).select_from(FollowUpRule)) or 0
     rules = list(session.scalars(
         select(FollowUpRule).order_by(FollowUpRule.name, FollowUpRule.id).limit(limit).offset(offset)
     ))
-    counts: dict[tuple[int, str], int] = {}
-    if rules:
-        rows = session.execute(
-            select(RuleExecution.rule_id, RuleExecution.status, func.count())
-            .where(RuleExecution.rule_id.in_([r.id for r in rules]))
-            .group_by(RuleExecution.rule_id, RuleExecution.status)
-        )
-        counts = {(rule_id, status): n for rule_id, status, n in rows}
+    counts = execution_counts(session, [r.id for r in rules])
     return [
-        RuleSummary(r, counts.get((r.id, "applied"), 0), counts.get((r.id, "pending"), 0),
-                    counts.get((r.id, "skipped"), 0))
+        RuleSummary(r, counts[r.id]["applied"], counts[r.id]["pending"], counts[r.id]["skipped"])
         for r in rules
     ], total
 
@@ -455,6 +461,6 @@ __all__ = [
     "RuleInput", "ConditionInput", "InboundEventInput", "RuleSummary", "HistoryRow",
     "TRIGGER_LABELS", "ACTION_LABELS", "CONDITION_KINDS", "STANDARD_FIELDS", "CHANNELS",
     "get_rule", "rule_as_input", "create_rule", "update_rule", "set_rule_active", "delete_rule",
-    "list_rules", "rule_history", "post_inbound_event", "trigger_matches", "unmet_condition",
+    "list_rules", "execution_counts", "rule_history", "post_inbound_event", "trigger_matches", "unmet_condition",
     "describe_rule",
 ]

@@ -26,6 +26,7 @@ ROUTER_MODULES = [
     "automations.api.templates",
     "automations.api.campaigns",
     "automations.api.contacts",
+    "automations.api.rules",
 ]
 
 # Documented on every route: the answers any request may get.
