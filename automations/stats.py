@@ -1,0 +1,300 @@
+"""How campaigns perform: key figures and chart series, every one aggregated in SQL.
+
+`automation_stats` is the figures (the REST API's `/stats/` and the statistics
+page's KPIs); `chart_series` the data of the page's charts. Both take the same
+filters (a date range over step times, a template, a message type).
+
+Definitions:
+- a step's time is its execution, or its planned time while it has not run (as
+  on the calendar); a campaign is in the range when it starts in it;
+- success rate = (sent + done) / (sent + done + failed); skipped steps (opt-outs)
+  are neither;
+- scheduling lag = executed_at - scheduled_at of executed steps (p95 is the
+  nearest-rank 95th percentile);
+- completion rate = completed / (completed + canceled) campaigns;
+- a follow-up is overdue when it is pending and due before now.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, exists, func, select
+from sqlalchemy.orm import Session
+
+from automations.calendar_events import CalendarFilter, filter_conditions, in_range, local_bucket
+from automations.models import (
+    AutomationCampaign,
+    AutomationStep,
+    AutomationTemplate,
+    CampaignStatus,
+    FollowUpStatus,
+    MessageType,
+    ScheduledFollowUp,
+    StepStatus,
+)
+from automations.timeutil import UTC, as_utc
+
+SUCCESS = (StepStatus.SENT.value, StepStatus.DONE.value)
+EXECUTED = (*SUCCESS, StepStatus.FAILED.value, StepStatus.SKIPPED.value)
+# Far enough to hold any step, yet representable on both databases.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class StatsFilter:
+    """Everything on the statistics page is filtered by these (None: no filter)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    template_id: int | None = None
+    message_type: str | None = None
+
+    @property
+    def bounded(self) -> bool:
+        return self.start is not None or self.end is not None
+
+    def range(self) -> tuple[datetime, datetime]:
+        return as_utc(self.start or _EARLIEST), as_utc(self.end or _LATEST)
+
+    def calendar_filter(self) -> CalendarFilter:
+        return CalendarFilter(template_id=self.template_id, message_type=self.message_type)
+
+
+def _step_query(columns: list[Any], filters: StatsFilter) -> Any:
+    """SELECT columns FROM steps [JOIN campaigns] WHERE the page's filters hold."""
+    query = select(*columns).select_from(AutomationStep)
+    if filters.template_id:
+        query = query.join(AutomationCampaign, AutomationCampaign.id == AutomationStep.campaign_id)
+    conditions = filter_conditions(filters.calendar_filter())
+    if filters.bounded:
+        conditions.append(in_range(*filters.range()))
+    return query.where(*conditions)
+
+
+def _campaign_conditions(filters: StatsFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.template_id:
+        conditions.append(AutomationCampaign.template_id == filters.template_id)
+    if filters.message_type:
+        conditions.append(
+            exists().where(
+                and_(AutomationStep.campaign_id == AutomationCampaign.id,
+                     AutomationStep.message_type == filters.message_type)
+            )
+        )
+    if filters.bounded:
+        start, end = filters.range()
+        conditions.append(and_(AutomationCampaign.start_at >= start, AutomationCampaign.start_at < end))
+    return conditions
+
+
+def _lag_seconds(session: Session) -> ColumnElement[float]:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", AutomationStep.executed_at - AutomationStep.scheduled_at)
+    return (func.julianday(AutomationStep.executed_at) - func.julianday(AutomationStep.scheduled_at)) * 86400.0
+
+
+def _lag(session: Session, filters: StatsFilter) -> tuple[float | None, float | None, int]:
+    """Average and p95 scheduling lag (seconds) of executed steps, and how many."""
+    lag = _lag_seconds(session)
+    executed = [AutomationStep.executed_at.is_not(None), AutomationStep.status.in_(EXECUTED)]
+    count, average = session.execute(
+        _step_query([func.count(), func.avg(lag)], filters).where(*executed)
+    ).one()
+    if not count:
+        return None, None, 0
+    if session.get_bind().dialect.name == "postgresql":
+        p95 = session.scalar(
+            _step_query([func.percentile_disc(0.95).within_group(lag)], filters).where(*executed)
+        )
+    else:
+        # Nearest rank: the ceil(0.95 n)-th smallest lag.
+        p95 = session.scalar(
+            _step_query([lag], filters).where(*executed).order_by(lag)
+            .limit(1).offset(max(math.ceil(0.95 * count) - 1, 0))
+        )
+    return float(average), float(p95), int(count)
+
+
+def automation_stats(
+    session: Session,
+    now: datetime,
+    filters: StatsFilter | None = None,
+) -> dict[str, Any]:
+    """The key figures, JSON-ready.
+
+    Keys: `campaigns_by_status`, `steps_by_status`, `steps_by_message_type`,
+    `status_by_message_type`, `steps_total`, `success_rate` (None when nothing
+    was judged), `completion_rate`, `lag_seconds` {average, p95, executed},
+    `followups` {pending, overdue}, `generated_at`.
+    """
+    filters = filters or StatsFilter()
+    now = as_utc(now)
+    campaigns = {s.value: 0 for s in CampaignStatus}
+    for status, count in session.execute(
+        select(AutomationCampaign.status, func.count())
+        .where(*_campaign_conditions(filters)).group_by(AutomationCampaign.status)
+    ):
+        campaigns[status] = int(count)
+
+    by_status = {s.value: 0 for s in StepStatus}
+    by_type = {t.value: 0 for t in MessageType}
+    matrix: dict[str, dict[str, int]] = {t.value: {} for t in MessageType}
+    for kind, status, count in session.execute(
+        _step_query([AutomationStep.message_type, AutomationStep.status, func.count()], filters)
+        .group_by(AutomationStep.message_type, AutomationStep.status)
+    ):
+        by_status[status] = by_status.get(status, 0) + int(count)
+        by_type[kind] = by_type.get(kind, 0) + int(count)
+        matrix.setdefault(kind, {})[status] = int(count)
+
+    succeeded = by_status[StepStatus.SENT.value] + by_status[StepStatus.DONE.value]
+    judged = succeeded + by_status[StepStatus.FAILED.value]
+    finished = campaigns[CampaignStatus.COMPLETED.value] + campaigns[CampaignStatus.CANCELED.value]
+    average, p95, executed = _lag(session, filters)
+
+    pending = ScheduledFollowUp.status == FollowUpStatus.PENDING.value
+    followup_conditions: list[ColumnElement[bool]] = [pending]
+    if filters.bounded:
+        start, end = filters.range()
+        followup_conditions += [ScheduledFollowUp.due_at >= start, ScheduledFollowUp.due_at < end]
+    if filters.template_id:
+        followup_conditions.append(
+            ScheduledFollowUp.campaign_id.in_(
+                select(AutomationCampaign.id).where(AutomationCampaign.template_id == filters.template_id)
+            )
+        )
+    overdue_case = func.sum(case((ScheduledFollowUp.due_at < now, 1), else_=0))
+    pending_count, overdue_count = session.execute(
+        select(func.count(), overdue_case).select_from(ScheduledFollowUp).where(*followup_conditions)
+    ).one()
+
+    return {
+        "generated_at": now.isoformat(),
+        "campaigns_by_status": campaigns,
+        "campaigns_total": sum(campaigns.values()),
+        "steps_by_status": by_status,
+        "steps_by_message_type": by_type,
+        "status_by_message_type": matrix,
+        "steps_total": sum(by_status.values()),
+        "success_rate": succeeded / judged if judged else None,
+        "completion_rate": campaigns[CampaignStatus.COMPLETED.value] / finished if finished else None,
+        "lag_seconds": {"average": average, "p95": p95, "executed": executed},
+        "followups": {"pending": int(pending_count or 0), "overdue": int(overdue_count or 0)},
+    }
+
+
+# --- chart series ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChartSeries:
+    """Rows ready for plotly (lists of flat dicts)."""
+
+    executions_per_day: list[dict[str, Any]]  # day, message_type, count
+    outcomes_per_day: list[dict[str, Any]]  # day, outcome (success|failure|skipped), count
+    status_by_type: list[dict[str, Any]]  # message_type, status, count
+    template_funnel: list[dict[str, Any]]  # template, position, step, campaigns
+    busiest_hours: list[dict[str, Any]]  # hour (0-23, local), count
+
+
+_OUTCOME = {StepStatus.SENT.value: "success", StepStatus.DONE.value: "success",
+            StepStatus.FAILED.value: "failure", StepStatus.SKIPPED.value: "skipped"}
+
+
+def chart_series(
+    session: Session, filters: StatsFilter, tz: tzinfo
+) -> ChartSeries:
+    """The statistics page's charts for `filters` (which needs a start and an end)."""
+    start, end = filters.range()
+    executed_filter = StatsFilter(None, None, filters.template_id, filters.message_type)
+    executed_in_range = [
+        AutomationStep.executed_at >= start, AutomationStep.executed_at < end,
+        AutomationStep.status.in_(EXECUTED),
+    ]
+    day = local_bucket(session, AutomationStep.executed_at, tz, start, end, "day").label("day")
+    per_day = session.execute(
+        _step_query([day, AutomationStep.message_type, AutomationStep.status, func.count()],
+                    executed_filter)
+        .where(*executed_in_range)
+        .group_by(day, AutomationStep.message_type, AutomationStep.status)
+        .order_by(day)
+    ).all()
+    executions: dict[tuple[str, str], int] = {}
+    outcomes: dict[tuple[str, str], int] = {}
+    for name, kind, status, count in per_day:
+        executions[(name, kind)] = executions.get((name, kind), 0) + int(count)
+        key = (name, _OUTCOME[status])
+        outcomes[key] = outcomes.get(key, 0) + int(count)
+
+    hour = local_bucket(session, AutomationStep.executed_at, tz, start, end, "hour_of_day").label("hour")
+    hours = dict(
+        session.execute(
+            _step_query([hour, func.count()], executed_filter).where(*executed_in_range).group_by(hour)
+        ).all()
+    )
+
+    matrix = session.execute(
+        _step_query([AutomationStep.message_type, AutomationStep.status, func.count()], filters)
+        .group_by(AutomationStep.message_type, AutomationStep.status)
+        .order_by(AutomationStep.message_type, AutomationStep.status)
+    ).all()
+
+    return ChartSeries(
+        executions_per_day=[{"day": d, "message_type": k, "count": n}
+                            for (d, k), n in sorted(executions.items())],
+        outcomes_per_day=[{"day": d, "outcome": o, "count": n} for (d, o), n in sorted(outcomes.items())],
+        status_by_type=[{"message_type": k, "status": s, "count": int(n)} for k, s, n in matrix],
+        template_funnel=template_funnel(session, filters),
+        busiest_hours=[{"hour": h, "count": int(hours.get(f"{h:02d}", 0))} for h in range(24)],
+    )
+
+
+def template_funnel(session: Session, filters: StatsFilter) -> list[dict[str, Any]]:
+    """Per template and step position: how many campaigns reached the step (it ran:
+    sent, done, failed or skipped), counted over campaigns started in the range."""
+    conditions = [AutomationCampaign.template_id.is_not(None), *_campaign_conditions(filters)]
+    reached = func.sum(case((AutomationStep.status.in_(EXECUTED), 1), else_=0))
+    rows = session.execute(
+        select(
+            AutomationTemplate.name, AutomationStep.position, func.min(AutomationStep.name),
+            func.count(), reached,
+        )
+        .select_from(AutomationStep)
+        .join(AutomationCampaign, AutomationCampaign.id == AutomationStep.campaign_id)
+        .join(AutomationTemplate, AutomationTemplate.id == AutomationCampaign.template_id)
+        .where(*conditions)
+        .group_by(AutomationTemplate.name, AutomationStep.position)
+        .order_by(AutomationTemplate.name, AutomationStep.position)
+    ).all()
+    return [
+        {"template": name, "position": position, "step": step, "campaigns": int(total),
+         "reached": int(done or 0)}
+        for name, position, step, total, done in rows
+    ]
+
+
+def stats_rows(stats: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """The figures flattened to (section, key, value) rows (the `stats` CSV)."""
+    rows: list[tuple[str, str, Any]] = []
+    for section in ("campaigns_by_status", "steps_by_status", "steps_by_message_type"):
+        rows += [(section, k, v) for k, v in stats[section].items()]
+    for kind, statuses in stats["status_by_message_type"].items():
+        rows += [("status_by_message_type", f"{kind}.{s}", n) for s, n in sorted(statuses.items())]
+    rows += [
+        ("totals", "campaigns", stats["campaigns_total"]),
+        ("totals", "steps", stats["steps_total"]),
+        ("rates", "success_rate", stats["success_rate"]),
+        ("rates", "completion_rate", stats["completion_rate"]),
+        ("lag_seconds", "average", stats["lag_seconds"]["average"]),
+        ("lag_seconds", "p95", stats["lag_seconds"]["p95"]),
+        ("lag_seconds", "executed", stats["lag_seconds"]["executed"]),
+        ("followups", "pending", stats["followups"]["pending"]),
+        ("followups", "overdue", stats["followups"]["overdue"]),
+    ]
+    return rows

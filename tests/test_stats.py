@@ -1,0 +1,93 @@
+"""Statistics: every figure checked against a database with known counts."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from calendar_data import T0, build_known
+
+from automations.stats import StatsFilter, automation_stats, chart_series, stats_rows
+from automations.timeutil import UTC
+
+D = timedelta(days=1)
+
+
+def test_figures_of_the_whole_database(db):
+    build_known(db)
+    with db.read_session() as s:
+        stats = automation_stats(s, T0)
+    json.dumps(stats)  # JSON-ready
+    assert stats["campaigns_by_status"] == {"active": 1, "paused": 0, "completed": 1, "canceled": 1}
+    assert stats["steps_by_status"] == {
+        "pending": 1, "running": 0, "sent": 3, "done": 1, "failed": 1, "skipped": 1, "canceled": 2}
+    assert stats["steps_by_message_type"] == {"email": 4, "sms": 2, "task": 1, "webhook": 2}
+    assert stats["status_by_message_type"]["webhook"] == {"skipped": 1, "sent": 1}
+    assert stats["steps_total"] == 9 and stats["campaigns_total"] == 3
+    assert stats["success_rate"] == pytest.approx(4 / 5)  # sent 3 + done 1 over those + failed 1
+    assert stats["completion_rate"] == pytest.approx(1 / 2)
+    lag = stats["lag_seconds"]
+    assert lag["executed"] == 6
+    assert lag["average"] == pytest.approx((60 + 180 + 600 + 20 + 0 + 5) / 6, abs=0.01)
+    assert lag["p95"] == pytest.approx(600, abs=0.01)
+    # "Call Ann" is overdue at T0; "+Check in" is pending and not yet due; one is done.
+    assert stats["followups"] == {"pending": 2, "overdue": 1}
+
+
+def test_filters_apply_to_every_figure(db):
+    built = build_known(db)
+    with db.read_session() as s:
+        by_template = automation_stats(s, T0, StatsFilter(template_id=built.template_id))
+        sms = automation_stats(s, T0, StatsFilter(message_type="sms"))
+        first_day = automation_stats(s, T0, StatsFilter(start=T0, end=T0 + D))
+        empty = automation_stats(s, T0, StatsFilter(start=T0 + 100 * D, end=T0 + 101 * D))
+    assert by_template["campaigns_by_status"] == {"active": 1, "paused": 0, "completed": 1, "canceled": 0}
+    assert by_template["steps_total"] == 6 and by_template["success_rate"] == pytest.approx(3 / 4)
+    assert by_template["followups"] == {"pending": 1, "overdue": 1}
+    assert sms["steps_by_status"]["failed"] == 1 and sms["steps_total"] == 2
+    assert sms["campaigns_total"] == 2 and sms["success_rate"] == 0.0
+    assert first_day["steps_total"] == 2  # A1 and B1 ran on T0's day
+    assert first_day["lag_seconds"]["average"] == pytest.approx(40, abs=0.01)
+    assert first_day["campaigns_total"] == 2  # Alpha and Beta start at T0; Gamma the day before
+    assert empty["steps_total"] == 0 and empty["success_rate"] is None
+    assert empty["lag_seconds"] == {"average": None, "p95": None, "executed": 0}
+
+
+def test_chart_series(db):
+    built = build_known(db)
+    with db.read_session() as s:
+        charts = chart_series(s, StatsFilter(start=T0 - 2 * D, end=T0 + 10 * D), UTC)
+        tokyo = chart_series(s, StatsFilter(start=T0 - 2 * D, end=T0 + 10 * D), ZoneInfo("Asia/Tokyo"))
+        only_template = chart_series(
+            s, StatsFilter(start=T0 - 2 * D, end=T0 + 10 * D, template_id=built.template_id), UTC)
+    assert charts.executions_per_day == [
+        {"day": "2026-03-01", "message_type": "webhook", "count": 1},
+        {"day": "2026-03-02", "message_type": "email", "count": 2},
+        {"day": "2026-03-03", "message_type": "sms", "count": 1},
+        {"day": "2026-03-03", "message_type": "webhook", "count": 1},
+        {"day": "2026-03-04", "message_type": "task", "count": 1},
+    ]
+    assert {"day": "2026-03-03", "outcome": "failure", "count": 1} in charts.outcomes_per_day
+    assert {"day": "2026-03-03", "outcome": "skipped", "count": 1} in charts.outcomes_per_day
+    assert {"day": "2026-03-02", "outcome": "success", "count": 2} in charts.outcomes_per_day
+    hours = {h["hour"]: h["count"] for h in charts.busiest_hours}
+    assert len(hours) == 24 and hours[9] == 6 and sum(hours.values()) == 6
+    tokyo_hours = {h["hour"]: h["count"] for h in tokyo.busiest_hours}
+    assert tokyo_hours[18] == 6  # 09:00 UTC is 18:00 in Tokyo
+    assert {"message_type": "sms", "status": "failed", "count": 1} in charts.status_by_type
+    funnel = [(f["position"], f["campaigns"], f["reached"]) for f in only_template.template_funnel]
+    assert funnel == [(1, 2, 2), (2, 2, 2), (3, 1, 1), (4, 1, 0)]
+    assert {f["template"] for f in charts.template_funnel} == {"Welcome"}
+
+
+def test_stats_rows_flatten_every_figure(db):
+    build_known(db)
+    with db.read_session() as s:
+        rows = stats_rows(automation_stats(s, T0))
+    table = {(section, key): value for section, key, value in rows}
+    assert table[("campaigns_by_status", "active")] == 1
+    assert table[("status_by_message_type", "sms.failed")] == 1
+    assert table[("rates", "success_rate")] == pytest.approx(0.8)
+    assert table[("followups", "overdue")] == 1
