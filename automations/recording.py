@@ -1,0 +1,219 @@
+"""Recording what happened to a batch of claimed steps, in one transaction.
+
+Only results whose claim is still held are applied (`id` and `claim_token` both
+match a running step): a runner whose lease lapsed cannot overwrite the result of
+the runner that took the step over. Every attempt goes to the attempt log.
+
+Final results follow `scheduling.finish_step` (the rules of SPEC section 3) but
+batched, because one statement per table per batch is what lets a runner keep up
+with thousands of steps a second: a late step moves the pending steps after it,
+a failed step records a `step_failed` event, and a campaign with no open step
+left is completed (with its `campaign_completed` event).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from automations.channels.base import DONE, FAILED, RETRY, SENT, SKIPPED, Delivery, Job
+from automations.channels.task import followup_row
+from automations.events import record_event
+from automations.models import (
+    AutomationCampaign,
+    AutomationStep,
+    CampaignStatus,
+    ScheduledFollowUp,
+    StepAttempt,
+    StepStatus,
+)
+from automations.scheduling import LATE_GRACE, shift_pending_steps
+
+S = AutomationStep
+OPEN = (StepStatus.PENDING.value, StepStatus.RUNNING.value)
+FINAL_OUTCOMES = {SENT: StepStatus.SENT, DONE: StepStatus.DONE, FAILED: StepStatus.FAILED,
+                  SKIPPED: StepStatus.SKIPPED}
+
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_CAP = timedelta(hours=6)
+RETRY_AFTER_CAP = timedelta(days=1)
+
+
+@dataclass
+class Result:
+    """A job and what its channel reported, with when the attempt ran."""
+
+    job: Job
+    delivery: Delivery
+    started_at: datetime
+    finished_at: datetime
+
+
+@dataclass
+class Recorded:
+    """What `record_results` applied: the step ids by final status, the retries,
+    and the results dropped because the claim was lost."""
+
+    final: dict[int, str]
+    retried: dict[int, datetime]
+    lost: list[int]
+
+
+def backoff_delay(attempt_no: int, retry_after: float | None, rng: random.Random,
+                  base: timedelta = BACKOFF_BASE) -> timedelta:
+    """Exponential backoff with jitter (x0.5 to x1.5), capped; a receiver's
+    `Retry-After` wins when it asks for longer."""
+    exponential = min(base * (2 ** max(0, attempt_no - 1)), BACKOFF_CAP)
+    delay = exponential * rng.uniform(0.5, 1.5)
+    if retry_after is not None:
+        delay = max(delay, min(timedelta(seconds=retry_after), RETRY_AFTER_CAP))
+    return delay
+
+
+def record_results(
+    session: Session,
+    results: Sequence[Result],
+    now: datetime,
+    *,
+    runner_id: str,
+    max_attempts: int,
+    rng: random.Random,
+    backoff_base: timedelta = BACKOFF_BASE,
+) -> Recorded:
+    """Apply `results` (call inside `db.session()`). See the module docstring."""
+    recorded = Recorded(final={}, retried={}, lost=[])
+    if not results:
+        return recorded
+    ids = [r.job.step_id for r in results]
+    query = select(S.id, S.claim_token).where(S.id.in_(ids), S.status == StepStatus.RUNNING.value)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=S)
+    held = {row.id: row.claim_token for row in session.execute(query)}
+
+    attempts, finals, retries, followups = [], [], [], []
+    late: list[Job] = []
+    failed: list[tuple[Job, str]] = []
+    for r in results:
+        job, delivery = r.job, r.delivery
+        outcome = delivery.outcome
+        if outcome == RETRY and job.attempt_no >= max_attempts:
+            outcome = FAILED
+            delivery.detail = f"{delivery.detail} (no attempts left after {job.attempt_no})"
+        valid = held.get(job.step_id) == job.token
+        detail = delivery.detail if valid else (
+            f"{delivery.detail} [not recorded: the claim had expired and another runner took the step]"
+        )
+        attempts.append({
+            "step_id": job.step_id, "attempt_no": job.attempt_no, "runner_id": runner_id,
+            "started_at": r.started_at, "finished_at": r.finished_at, "outcome": outcome,
+            "detail": detail[:2000], "result": delivery.result or None,
+        })
+        if not valid:
+            recorded.lost.append(job.step_id)
+            continue
+        if outcome == RETRY:
+            due = now + backoff_delay(job.attempt_no, delivery.retry_after, rng, backoff_base)
+            retries.append({"_id": job.step_id, "due_at": due, "last_error": delivery.detail[:2000]})
+            recorded.retried[job.step_id] = due
+            continue
+        status = FINAL_OUTCOMES[outcome]
+        error = delivery.detail[:2000] if status in (StepStatus.FAILED, StepStatus.SKIPPED) else None
+        finals.append({"_id": job.step_id, "status": status.value, "executed_at": now,
+                       "result": delivery.result or None, "_error": error})
+        recorded.final[job.step_id] = status.value
+        if status is StepStatus.DONE and job.message_type == "task":
+            followups.append(followup_row(job, now))
+        if status is StepStatus.FAILED:
+            failed.append((job, error or ""))
+        if now - job.scheduled_at > LATE_GRACE:
+            late.append(job)
+
+    session.execute(StepAttempt.__table__.insert(), attempts)
+    table = S.__table__
+    if retries:
+        session.execute(
+            update(table).where(table.c.id == bindparam("_id"))
+            .values(status=StepStatus.PENDING.value, due_at=bindparam("due_at"),
+                    last_error=bindparam("last_error"), claim_token=None, claimed_by=None,
+                    lease_expires_at=None),
+            retries,
+        )
+    with_error = [f for f in finals if f["_error"] is not None]
+    without_error = [f for f in finals if f["_error"] is None]
+    common = dict(status=bindparam("status"), executed_at=bindparam("executed_at"),
+                  result=bindparam("result"), claim_token=None, claimed_by=None,
+                  lease_expires_at=None)
+    if with_error:
+        session.execute(
+            update(table).where(table.c.id == bindparam("_id"))
+            .values(**common, last_error=bindparam("_error")),
+            with_error,
+        )
+    if without_error:
+        session.execute(
+            update(table).where(table.c.id == bindparam("_id")).values(**common),
+            [{k: v for k, v in f.items() if k != "_error"} for f in without_error],
+        )
+    if followups:
+        session.execute(ScheduledFollowUp.__table__.insert(), followups)
+    _keep_gaps(session, late, now)
+    for job, error in failed:
+        record_event(session, contact_id=job.contact_id, kind="step_failed",
+                     payload={"campaign_id": job.campaign_id, "step_id": job.step_id,
+                              "error": error}, now=now)
+    finished_campaigns = {r.job.campaign_id for r in results if r.job.step_id in recorded.final}
+    complete_campaigns(session, finished_campaigns, now)
+    return recorded
+
+
+def _keep_gaps(session: Session, late: Sequence[Job], now: datetime) -> None:
+    """A step that finished late moves the pending steps after it by its lateness."""
+    if not late:
+        return
+    with_pending = set(session.scalars(
+        select(S.campaign_id).where(
+            S.campaign_id.in_({j.campaign_id for j in late}),
+            S.status == StepStatus.PENDING.value,
+        ).distinct()
+    ))
+    for job in late:
+        if job.campaign_id in with_pending:
+            shift_pending_steps(session, job.campaign_id, now - job.scheduled_at,
+                                after_position=job.position)
+    session.flush()
+
+
+def complete_campaigns(session: Session, campaign_ids: set[int], now: datetime) -> list[int]:
+    """Complete the campaigns among `campaign_ids` that have no open step left."""
+    if not campaign_ids:
+        return []
+    still_open = set(session.scalars(
+        select(S.campaign_id).where(S.campaign_id.in_(campaign_ids), S.status.in_(OPEN)).distinct()
+    ))
+    candidates = campaign_ids - still_open
+    if not candidates:
+        return []
+    C = AutomationCampaign
+    rows = session.execute(
+        select(C.id, C.contact_id, C.template_id).where(
+            C.id.in_(candidates),
+            C.status.in_((CampaignStatus.ACTIVE.value, CampaignStatus.PAUSED.value)),
+        )
+    ).all()
+    if not rows:
+        return []
+    session.execute(
+        update(C).where(C.id.in_([r.id for r in rows]))
+        .values(status=CampaignStatus.COMPLETED.value, completed_at=now, paused_at=None,
+                updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    for r in rows:
+        record_event(session, contact_id=r.contact_id, kind="campaign_completed",
+                     payload={"campaign_id": r.id, "template_id": r.template_id}, now=now)
+    return [r.id for r in rows]
