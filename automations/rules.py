@@ -29,7 +29,7 @@ from automations.models import (
     RuleTrigger,
 )
 from automations.schemas import MAX_DELAY_DAYS, MAX_DELAY_HOURS, MAX_NOTES, Input, parse
-from automations.timeutil import as_utc, utcnow
+from automations.timeutil import as_utc, humanize_delay, utcnow
 
 # Contact attributes a condition or a field_changed trigger may name; any other
 # name is a custom field.
@@ -439,6 +439,83 @@ def unmet_condition(rule: FollowUpRule, contact: Contact) -> str | None:
     return None
 
 
+def conditions_to_text(conditions: list[dict[str, Any]]) -> str:
+    """Conditions as lines a person edits: `tag: vip`, `opted in: email`,
+    `plan = pro`, `company contains acme`."""
+    lines = []
+    for c in conditions or []:
+        kind = c.get("kind")
+        if kind == "tag":
+            lines.append(f"tag: {c.get('tag')}")
+        elif kind == "opted_in":
+            lines.append(f"opted in: {c.get('channel')}")
+        elif kind == "field_equals":
+            lines.append(f"{c.get('field')} = {c.get('value')}")
+        elif kind == "field_contains":
+            lines.append(f"{c.get('field')} contains {c.get('value')}")
+    return "\n".join(lines)
+
+
+def conditions_from_text(text: str, field: str = "conditions") -> list[dict[str, Any]]:
+    """The lines of `conditions_to_text` back as conditions; a line that fits no
+    form is a `ValidationError` on `field` naming the line."""
+    conditions: list[dict[str, Any]] = []
+    for number, raw in enumerate((text or "").splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        lower = line.lower()
+        if lower.startswith("tag:"):
+            conditions.append({"kind": "tag", "tag": line[4:].strip()})
+        elif lower.startswith("opted in:"):
+            conditions.append({"kind": "opted_in", "channel": line[9:].strip().lower()})
+        elif " contains " in lower:
+            at = lower.index(" contains ")
+            conditions.append({"kind": "field_contains", "field": line[:at].strip(),
+                               "value": line[at + len(" contains "):].strip()})
+        elif "=" in line:
+            name, _, value = line.partition("=")
+            conditions.append({"kind": "field_equals", "field": name.strip(), "value": value.strip()})
+        else:
+            raise ValidationError.single(
+                field, f"line {number} ({line!r}): write `tag: x`, `opted in: email`, `field = value` "
+                       "or `field contains value`")
+    return conditions
+
+
+@dataclass(frozen=True)
+class RuleView:
+    """A rule as the dashboard lists it (plain values, safe to cache)."""
+
+    id: int
+    name: str
+    is_active: bool
+    description: str
+    delay: str
+    conditions: str
+    reenrolment: str
+    applied: int
+    pending: int
+    skipped: int
+    settings: dict[str, Any]
+
+
+def rule_views(session: Session, *, limit: int = 100, offset: int = 0) -> tuple[list[RuleView], int]:
+    """`list_rules` as plain rows for the dashboard."""
+    summaries, total = list_rules(session, limit=limit, offset=offset)
+    return [
+        RuleView(
+            id=s.rule.id, name=s.rule.name, is_active=s.rule.is_active, description=describe_rule(s.rule),
+            delay=humanize_delay(s.rule.delay_days, s.rule.delay_hours),
+            conditions=conditions_to_text(s.rule.conditions).replace("\n", "; "),
+            reenrolment=("once per contact" if s.rule.reenroll_after_days is None
+                         else f"at most every {s.rule.reenroll_after_days} days"),
+            applied=s.applied, pending=s.pending, skipped=s.skipped, settings=rule_as_input(s.rule),
+        )
+        for s in summaries
+    ], total
+
+
 def describe_rule(rule: FollowUpRule) -> str:
     """One line a person reads: "When tag 'trial' is added, start a campaign"."""
     config = rule.trigger_config or {}
@@ -462,5 +539,5 @@ __all__ = [
     "TRIGGER_LABELS", "ACTION_LABELS", "CONDITION_KINDS", "STANDARD_FIELDS", "CHANNELS",
     "get_rule", "rule_as_input", "create_rule", "update_rule", "set_rule_active", "delete_rule",
     "list_rules", "execution_counts", "rule_history", "post_inbound_event", "trigger_matches", "unmet_condition",
-    "describe_rule",
+    "describe_rule", "conditions_to_text", "conditions_from_text", "RuleView", "rule_views",
 ]
