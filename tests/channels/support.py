@@ -176,7 +176,7 @@ def http_server() -> Iterator[HttpSink]:
 
 
 def add_contact(db: Database, now: datetime, **fields: Any) -> int:
-    data = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
+    data = {"first_name": "Ada", "last_name": "Lovelace", "email": f"ada.{uuid.uuid4().hex[:8]}@example.com",
             "phone": "+14155550100", **fields}
     with db.session() as s:
         return create_contact(s, data, now=now).id
