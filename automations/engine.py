@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import schedule
 
@@ -26,11 +27,15 @@ from automations.channels import ChannelSet, build_channels, get_webhook_secret
 from automations.channels.base import FAILED, SKIPPED, Delivery, Job
 from automations.claims import claim_due_steps
 from automations.config import Settings
-from automations.content import render
+from automations import content
 from automations.db import Database
 from automations.heartbeat import beat, default_runner_id
 from automations.recording import BACKOFF_BASE, Recorded, Result, record_results
+from automations.rule_engine import process_all_rules
 from automations.timeutil import as_utc, utcnow
+
+if TYPE_CHECKING:
+    from jinja2 import Template
 
 log = logging.getLogger("automations.runner")
 
@@ -57,6 +62,21 @@ class TickSummary:
             self.executed += 1
 
 
+@lru_cache(maxsize=2048)
+def _compiled(source: str) -> Template:
+    # `content.render` compiles on every call (milliseconds); a batch repeats the
+    # same few sources, so compile each once, in the very same sandbox.
+    return content._env.from_string(source)
+
+
+def _render(source: str, job: Job) -> str:
+    """`content.render` for a job whose contact context is already built."""
+    if not source or "{" not in source:
+        return source
+    return _compiled(source).render(contact=job.contact, campaign={"name": job.campaign_name},
+                                    step={"name": job.name})
+
+
 def _precheck(job: Job) -> Delivery | None:
     """Opted-out contacts are skipped; a missing address fails the step."""
     if job.message_type == "email":
@@ -72,10 +92,8 @@ def _precheck(job: Job) -> Delivery | None:
     elif job.message_type not in ("task", "webhook"):
         return Delivery(FAILED, f"unknown message type {job.message_type!r}")
     try:
-        job.subject = render(job.subject_source, job.contact, campaign_name=job.campaign_name,
-                             step_name=job.name)
-        job.body = render(job.body_source, job.contact, campaign_name=job.campaign_name,
-                          step_name=job.name)
+        job.subject = _render(job.subject_source, job)
+        job.body = _render(job.body_source, job)
     except Exception as exc:  # a template that cannot render fails only its step
         return Delivery(FAILED, f"cannot personalise the message: {type(exc).__name__}: {exc}")
     return None
@@ -116,7 +134,10 @@ class Runner:
         self._channels = channels
         # The jobs of every tick, in order. Other periodic work (follow-up rules)
         # is added here: each job gets the tick's time and is isolated from the others.
-        self.tick_jobs: list[tuple[str, TickJob]] = [("steps", self.execute_due_steps)]
+        self.tick_jobs: list[tuple[str, TickJob]] = [
+            ("steps", self.execute_due_steps),
+            ("rules", lambda now: process_all_rules(db, now=now, runner_id=self.runner_id, batch=batch_size)),
+        ]
         self.steps_since_beat = 0
 
     # --- channels ----------------------------------------------------------

@@ -49,17 +49,33 @@ PENDING, APPLIED, SKIPPED = "pending", "applied", "skipped"
 
 
 def process_rules(db: Database, *, now: datetime, runner_id: str, batch: int = DEFAULT_BATCH) -> int:
-    """Evaluate the rules once: detect overdue follow-ups, turn new events into
-    executions, apply the executions that are due. Returns how many executions
-    were created or finished (0 when there was nothing to do)."""
+    """Evaluate the rules once, a batch of each: detect overdue follow-ups, turn new
+    events into executions, apply the executions that are due. Returns how many
+    items were handled (events recorded or processed, executions finished);
+    0 means there is nothing left to do at `now`."""
     now = as_utc(now)
     with db.session() as session:
-        detect_overdue_followups(session, now=now, batch=batch)
+        recorded = detect_overdue_followups(session, now=now, batch=batch)
     with db.session() as session:
-        created = evaluate_events(session, now=now, runner_id=runner_id, batch=batch)
+        processed = evaluate_events(session, now=now, runner_id=runner_id, batch=batch)
     with db.session() as session:
         finished = apply_due_executions(session, now=now, runner_id=runner_id, batch=batch)
-    return created + finished
+    return recorded + processed + finished
+
+
+def process_all_rules(db: Database, *, now: datetime, runner_id: str, batch: int = DEFAULT_BATCH,
+                      max_rounds: int = 20) -> int:
+    """`process_rules` until nothing is left (at most `max_rounds` batches, so that a
+    backlog never holds up the runner's tick for long). Returns the items handled."""
+    total = 0
+    for _ in range(max_rounds):
+        handled = process_rules(db, now=now, runner_id=runner_id, batch=batch)
+        total += handled
+        if handled == 0:
+            break
+    if total:
+        log.info("rules: %d item(s) handled", total)
+    return total
 
 
 def _overdue_key(followup_id: object, days: object) -> str:
@@ -150,7 +166,7 @@ def _stop_other_campaigns(session: Session, rule: FollowUpRule, contact_id: int,
 
 def evaluate_events(session: Session, *, now: datetime, runner_id: str, batch: int = DEFAULT_BATCH) -> int:
     """Claim a batch of unprocessed events, create the executions of the rules they
-    match and mark them processed. Returns how many executions were created."""
+    match and mark them processed. Returns how many events were processed."""
     events = list(session.scalars(
         select(ContactEvent)
         .where(ContactEvent.processed_at.is_(None))
@@ -205,7 +221,9 @@ def evaluate_events(session: Session, *, now: datetime, runner_id: str, batch: i
         .values(processed_at=now, claim_token=runner_id[:64], lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
-    return created
+    if created:
+        log.debug("rules: %d execution(s) from %d event(s)", created, len(events))
+    return len(events)
 
 
 def _finish(execution: RuleExecution, status: str, now: datetime, detail: str | None) -> None:
@@ -295,6 +313,6 @@ def apply_due_executions(session: Session, *, now: datetime, runner_id: str, bat
 
 
 __all__ = [
-    "DEFAULT_BATCH", "process_rules", "detect_overdue_followups", "evaluate_events",
+    "DEFAULT_BATCH", "process_rules", "process_all_rules", "detect_overdue_followups", "evaluate_events",
     "apply_due_executions",
 ]
