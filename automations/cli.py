@@ -20,6 +20,7 @@ from automations.errors import DomainError
 COMMAND_MODULES = [
     "automations.cli_core",
     "automations.cli_api",
+    "automations.cli_export",
 ]
 
 
