@@ -14,6 +14,7 @@ from automations.models import CampaignStatus, MessageType
 from automations.templates import TemplateSummary, list_templates
 from automations.timelines import CampaignDetail, campaign_detail
 from pages.common import (
+    page_title,
     action, badge, db_url, field_error, fmt, get_db, rows, status_label, type_label,
 )
 from pages.steps_editor import load_steps, steps_editor
@@ -205,7 +206,7 @@ def _detail_view(campaign_id: int) -> None:
                 st.text(s.body)
 
 
-st.title("📋 Campaigns")
+page_title("📋 Campaigns")
 chosen = _list(_filters())
 if chosen:
     st.divider()

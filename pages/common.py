@@ -85,9 +85,16 @@ def flash(message: str, icon: str = "✅") -> None:
 
 
 def show_flash() -> None:
-    message = st.session_state.pop("_flash", None)
+    message = st.session_state.get("_flash")
     if message:
+        del st.session_state["_flash"]
         st.toast(message[0], icon=message[1])
+
+
+def page_title(title: str) -> None:
+    """The page's title, and the toast queued by the action that led here."""
+    st.title(title)
+    show_flash()
 
 
 def field_error(errors: dict[str, str], *fields: str) -> None:
@@ -105,7 +112,10 @@ def action(success: str, errors_key: str | None = None) -> Iterator[None]:
         yield
     except ValidationError as exc:
         if errors_key:
+            # Rerun so that each problem shows under its field (drawn before this ran).
             st.session_state[errors_key] = exc.errors
+            flash("Nothing saved: please correct the fields marked below.", "⚠️")
+            st.rerun()
         st.error("Please correct: " + "; ".join(f"{k}: {v}" for k, v in exc.errors.items()))
         return
     except (Conflict, NotFound) as exc:

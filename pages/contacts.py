@@ -13,6 +13,7 @@ from automations.contacts import ContactFilter
 from automations.errors import Conflict, NotFound, ValidationError
 from automations.timelines import TimelineEntry, contact_timeline
 from pages.common import (
+    page_title,
     action, clear_reads, db_url, field_error, flash, fmt, get_db, rows, status_label, type_label,
 )
 
@@ -181,7 +182,7 @@ def _import() -> None:
             st.dataframe(outcome[1], hide_index=True, width="stretch")
 
 
-st.title("👥 Contacts")
+page_title("👥 Contacts")
 browse, add, upload = st.tabs(["Contacts", "Add contact", "Import CSV"])
 with browse:
     _browse()

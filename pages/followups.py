@@ -11,7 +11,7 @@ from automations import followups as service
 from automations.contacts import ContactFilter, search_contacts
 from automations.followups import FollowUpCounts, day_bounds
 from automations.timeutil import as_utc, utcnow
-from pages.common import action, db_url, field_error, fmt, get_db, now_minute, settings
+from pages.common import action, db_url, field_error, fmt, get_db, now_minute, settings, page_title
 
 SHOWN = 25  # per group; the totals say how many more there are
 
@@ -91,7 +91,7 @@ def _add_form() -> None:
                     })
 
 
-st.title("🔔 Follow-ups")
+page_title("🔔 Follow-ups")
 now = now_minute()
 counts = _counts(db_url(), now)
 m1, m2, m3 = st.columns(3)

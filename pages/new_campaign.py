@@ -12,7 +12,7 @@ from automations.contacts import ContactFilter, all_tags, contact_ids_with_tag, 
 from automations.errors import ValidationError
 from automations.templates import TemplateSummary, get_template, list_templates, step_as_input
 from automations.timeutil import as_utc, humanize_delay
-from pages.common import action, db_url, fmt, get_db, settings, type_label
+from pages.common import action, db_url, fmt, get_db, settings, type_label, page_title
 from pages.steps_editor import load_steps, steps_editor
 
 P = "new"  # session-state prefix of this page's steps editor
@@ -86,7 +86,7 @@ class _Step:
         self.body = data.get("body") or ""
 
 
-st.title("➕ New Campaign")
+page_title("➕ New Campaign")
 errors: dict[str, str] = st.session_state.get(ERRORS, {})
 templates = _templates(db_url())
 

@@ -15,7 +15,7 @@ from automations.overview import (
     runner_states,
 )
 from automations.timeutil import utcnow
-from pages.common import badge, db_url, fmt, get_db, now_minute, rows, settings, status_label, type_label
+from pages.common import badge, db_url, fmt, get_db, now_minute, rows, settings, status_label, type_label, page_title
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -80,7 +80,7 @@ def _step_table(lines: list[StepLine], when: str) -> None:
     )
 
 
-st.title("🏠 Overview")
+page_title("🏠 Overview")
 now = now_minute()
 figures = _figures(db_url(), now)
 runner_health()

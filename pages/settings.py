@@ -6,9 +6,9 @@ from __future__ import annotations
 import streamlit as st
 
 from automations.config import describe_settings
-from pages.common import get_db, settings
+from pages.common import get_db, settings, page_title
 
-st.title("🔧 Settings")
+page_title("🔧 Settings")
 config = settings()
 st.caption("Set with `AUTOMATIONS_*` environment variables (or a `.env` file) and restart to change.")
 c1, c2, c3 = st.columns(3)

@@ -54,7 +54,7 @@ def _int(value: Any) -> int:
         return 0
 
 
-def steps_editor(prefix: str, errors: dict[str, str] | None = None, *, contact: Any = None) -> list[dict[str, Any]]:
+def steps_editor(prefix: str, errors: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Render the editor; return the steps in order as dicts for the domain services.
 
     `errors` (from a `ValidationError`, e.g. `steps.2.body`) are shown next to the
@@ -117,12 +117,27 @@ def steps_editor(prefix: str, errors: dict[str, str] | None = None, *, contact: 
                          f"{errors[f'steps.{index}.{problem_field}']}", icon="⚠️")
         has_error = any(key.startswith(f"steps.{index}.") for key in errors)
         label = f"Step {index + 1} · {name or '(no name)'} · {type_label(kind)}"
-        with st.expander(label, expanded=has_error or not name):
+        # Open where there is something to do: a problem, or content still to write.
+        unwritten = not any(st.session_state.get(f"{prefix}_{uid}_{f}") for f in CONTENT_FIELDS)
+        with st.expander(label, expanded=has_error or unwritten or not name):
             step.update(_content_fields(prefix, uid, kind, index, errors))
         steps.append(step)
     if "steps" in errors:
         st.error(errors["steps"], icon="⚠️")
+    _add_buttons(prefix, steps)
     return steps
+
+
+def _add_buttons(prefix: str, steps: list[dict[str, Any]]) -> None:
+    """One button per message type: a step with sensible defaults, its fields open below."""
+    cols = st.columns([1, 1, 1, 1, 3])
+    for col, kind in zip(cols, MESSAGE_TYPES):
+        if col.button(f"＋ {type_label(kind)}", key=f"{prefix}_add_{kind}", help=f"Add a {kind} step"):
+            number = sum(1 for s in steps if s["message_type"] == kind) + 1
+            new = {"name": f"{kind.capitalize() if kind != 'sms' else 'SMS'} {number}",
+                   "message_type": kind, "delay_days": 1 if steps else 0, "delay_hours": 0}
+            load_steps(prefix, steps + [new])
+            st.rerun()
 
 
 def _content_fields(prefix: str, uid: str, kind: str, index: int, errors: dict[str, str]) -> dict[str, Any]:

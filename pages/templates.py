@@ -10,7 +10,7 @@ from automations import templates as service
 from automations.models import TemplateCategory
 from automations.templates import TemplateSummary
 from automations.timeutil import humanize_delay
-from pages.common import action, db_url, field_error, get_db, rows, type_label
+from pages.common import action, db_url, field_error, get_db, rows, type_label, page_title
 from pages.steps_editor import load_steps, steps_editor
 
 CATEGORIES = [c.value for c in TemplateCategory]
@@ -98,7 +98,7 @@ def _detail(summary: TemplateSummary) -> None:
                 st.session_state.pop("tpl_editing")
 
 
-st.title("🧩 Templates")
+page_title("🧩 Templates")
 browse, create = st.tabs(["All templates", "New template"])
 with browse:
     templates = _templates(db_url())

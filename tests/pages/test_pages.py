@@ -1,0 +1,266 @@
+"""Every page renders on an empty and on a demo database, and its main flows work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import func, select
+from streamlit.testing.v1 import AppTest
+
+from automations.db import Database
+from automations.models import (
+    AutomationCampaign,
+    AutomationStep,
+    AutomationTemplate,
+    Contact,
+    ScheduledFollowUp,
+)
+from tests.pages.conftest import texts
+
+PAGES = {
+    "pages/overview.py": "Overview",
+    "pages/campaigns.py": "Campaigns",
+    "pages/new_campaign.py": "New Campaign",
+    "pages/templates.py": "Templates",
+    "pages/followups.py": "Follow-ups",
+    "pages/contacts.py": "Contacts",
+    "pages/settings.py": "Settings",
+}
+Open = Callable[[str | None], AppTest]
+
+
+def _count(db: Database, model: type, *where: object) -> int:
+    with db.read_session() as s:
+        return s.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_renders_on_an_empty_database(app_db: Database, open_page: Open, page: str) -> None:
+    at = open_page(page)
+    assert PAGES[page] in at.title[0].value
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_renders_on_demo_data(demo_db: Database, open_page: Open, page: str) -> None:
+    at = open_page(page)
+    assert PAGES[page] in at.title[0].value
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_empty_states_tell_the_user_what_to_do(app_db: Database, open_page: Open) -> None:
+    assert "No runner has ever ticked" in texts(open_page(None))
+    assert "Create one on **New Campaign**" in texts(open_page("pages/campaigns.py"))
+    assert "No contacts yet" in texts(open_page("pages/contacts.py"))
+    assert "Nothing to follow up" in texts(open_page("pages/followups.py"))
+
+
+def test_overview_shows_the_figures_of_the_demo_data(demo_db: Database, open_page: Open) -> None:
+    at = open_page(None)
+    metrics = {m.label: m.value for m in at.metric}
+    active = _count(demo_db, AutomationCampaign, AutomationCampaign.status == "active")
+    assert metrics["Active campaigns"] == f"{active:,}"
+    assert metrics["Success rate, 7 days"].endswith("%")
+    assert len(at.dataframe) >= 2  # next steps and latest executions
+
+
+def _contact(db: Database) -> tuple[int, str]:
+    with db.session() as s:
+        contact = Contact(first_name="Ada", last_name="Lovelace", email="ada@example.com", company="Engines")
+        s.add(contact)
+        s.flush()
+        return contact.id, contact.full_name
+
+
+def _pick_contact(at: AppTest, text: str, contact_id: int) -> None:
+    at.text_input(key="new_contact_search").input(text).run()
+    at.selectbox(key="new_contact").set_value(contact_id).run()
+
+
+def _first_template_id(db: Database, offset: int = 0) -> int:
+    with db.read_session() as s:
+        return s.scalars(select(AutomationTemplate.id).order_by(
+            AutomationTemplate.is_system.desc(), AutomationTemplate.name).offset(offset)).first()
+
+
+def test_new_campaign_from_a_template(app_db: Database, open_page: Open) -> None:
+    contact_id, _ = _contact(app_db)
+    at = open_page("pages/new_campaign.py")
+    at.text_input(key="new_name").input("Welcome Ada").run()
+    _pick_contact(at, "ada", contact_id)
+    template_id = _first_template_id(app_db)
+    at.selectbox(key="new_template").set_value(template_id).run()
+    with app_db.read_session() as s:
+        template = s.get(AutomationTemplate, template_id)
+        step_count = len(template.steps)
+    # The preview lists every step with its time and the content for Ada.
+    preview = at.dataframe[-1].value
+    assert len(preview) == step_count
+    at.button(key="new_save").click().run()
+    assert not at.exception
+    assert "campaign(s) created" in texts(at)
+    with app_db.read_session() as s:
+        campaign = s.scalars(select(AutomationCampaign)).one()
+        assert (campaign.name, campaign.contact_id, campaign.template_id) == ("Welcome Ada", contact_id, template_id)
+        assert len(campaign.steps) == step_count
+
+
+def test_new_campaign_from_scratch_with_a_validation_error_first(app_db: Database, open_page: Open) -> None:
+    contact_id, _ = _contact(app_db)
+    at = open_page("pages/new_campaign.py")
+    at.text_input(key="new_name").input("Hand made").run()
+    _pick_contact(at, "lovelace", contact_id)
+    at.button(key="new_add_email").click().run()
+    at.button(key="new_add_task").click().run()
+    subject_keys = sorted(t.key for t in at.text_input if t.key.startswith("new_s") and t.key.endswith("_subject"))
+    assert len(subject_keys) == 2
+    email_subject, task_title = subject_keys
+    at.text_input(key=email_subject).input("Hello {{ contact.first_name }}").run()
+    at.text_input(key=task_title).input("Call Ada").run()
+    # The email has no body yet: saving shows the problem next to that field.
+    at.button(key="new_save").click().run()
+    assert "an email needs a body" in [e.value for e in at.error]
+    assert _count(app_db, AutomationCampaign) == 0
+    at.text_area(key=email_subject.replace("_subject", "_body")).input("Hi {{ contact.first_name }}!").run()
+    assert "Hello Ada" in str(at.dataframe[-1].value)  # personalised preview
+    at.button(key="new_save").click().run()
+    assert not at.error, [e.value for e in at.error]
+    with app_db.read_session() as s:
+        steps = s.scalars(select(AutomationStep).order_by(AutomationStep.position)).all()
+        assert [(st.message_type, st.subject) for st in steps] == [
+            ("email", "Hello {{ contact.first_name }}"), ("task", "Call Ada")]
+        assert steps[1].delay_days == 1
+
+
+def test_template_applied_to_everyone_with_a_tag(app_db: Database, open_page: Open) -> None:
+    from automations.contacts import create_contact
+
+    with app_db.session() as s:
+        for name in ("Ann", "Bob", "Cy"):
+            create_contact(s, {"first_name": name, "tags": ["vip"] if name != "Cy" else []})
+    at = open_page("pages/new_campaign.py")
+    at.text_input(key="new_name").input("VIP care").run()
+    at.radio(key="new_mode").set_value("Everyone with a tag").run()
+    at.selectbox(key="new_tag").select("vip").run()
+    at.selectbox(key="new_template").set_value(_first_template_id(app_db, 1)).run()
+    at.button(key="new_save").click().run()
+    assert "2 campaign(s) created" in texts(at)
+    assert _count(app_db, AutomationCampaign) == 2
+
+
+def _open_campaign(at: AppTest, campaign_id: int) -> None:
+    at.selectbox(key="camp_open").set_value(campaign_id).run()
+
+
+def test_campaign_pause_resume_cancel_delete(demo_db: Database, open_page: Open) -> None:
+    with demo_db.read_session() as s:
+        campaign_id, contact_id = s.execute(
+            select(AutomationCampaign.id, AutomationCampaign.contact_id)
+            .where(AutomationCampaign.status == "active").limit(1)).one()
+    at = open_page("pages/campaigns.py")
+    at.session_state["camp_contact"] = contact_id  # as "See this contact's campaigns" does
+    at.run()
+    assert campaign_id in set(at.dataframe[0].value["id"])
+    _open_campaign(at, campaign_id)
+    assert at.dataframe[-1].value.shape[0] >= 1  # the steps of the campaign
+
+    def status() -> str | None:
+        with demo_db.read_session() as s:
+            c = s.get(AutomationCampaign, campaign_id)
+            return c.status if c else None
+
+    at.button(key="camp_pause").click().run()
+    assert status() == "paused"
+    assert "Campaign paused" in texts(at)
+    at.button(key="camp_resume").click().run()
+    assert status() == "active"
+    at.button(key="camp_cancel").click().run()
+    assert status() == "active"  # nothing happens before the confirmation
+    at.button(key="camp_confirm_yes").click().run()
+    assert status() == "canceled"
+    at.button(key="camp_delete").click().run()
+    assert "deleted (the contact stays)" in texts(at)
+    at.button(key="camp_confirm_yes").click().run()
+    assert status() is None
+
+
+def test_campaign_filters_and_duplicate(demo_db: Database, open_page: Open) -> None:
+    at = open_page("pages/campaigns.py")
+    at.selectbox(key="camp_status").select("completed").run()
+    shown = at.dataframe[0].value
+    assert set(shown["status"]) == {"🟢 completed"}
+    first = int(shown["id"].iloc[0])
+    before = _count(demo_db, AutomationCampaign)
+    _open_campaign(at, first)
+    at.button(key="camp_duplicate").click().run()
+    assert _count(demo_db, AutomationCampaign) == before + 1
+
+
+def test_followup_marked_done_and_added_by_hand(demo_db: Database, open_page: Open) -> None:
+    at = open_page("pages/followups.py")
+    done_button = next(b for b in at.button if b.key and b.key.startswith("fu_done_"))
+    followup_id = int(done_button.key.rsplit("_", 1)[1])
+    done_button.click().run()
+    with demo_db.read_session() as s:
+        assert s.get(ScheduledFollowUp, followup_id).status == "done"
+    assert "Follow-up done" in texts(at)
+
+
+def test_contact_added_and_refused_deletion_with_active_campaigns(demo_db: Database, open_page: Open) -> None:
+    at = open_page("pages/contacts.py")
+    form_inputs = [t for t in at.text_input if t.label == "First name"]
+    add_first = form_inputs[-1]
+    add_first.input("Zed")
+    [t for t in at.text_input if t.label == "Email"][-1].input("not-an-email")
+    submit = [b for b in at.button if b.label == "Save contact"][-1]
+    submit.click().run()
+    assert any("not a valid email" in e.value for e in at.error)
+    [t for t in at.text_input if t.label == "Email"][-1].input("zed@example.com")
+    [b for b in at.button if b.label == "Save contact"][-1].click().run()
+    assert _count(demo_db, Contact, Contact.email == "zed@example.com") == 1
+
+    with demo_db.read_session() as s:
+        busy = s.scalar(select(AutomationCampaign.contact_id).where(AutomationCampaign.status == "active").limit(1))
+        email = s.get(Contact, busy).email
+    at.text_input(key="ct_search").input(email).run()
+    at.selectbox(key="ct_open").set_value(busy).run()
+    at.button(key="ct_delete").click().run()
+    at.button(key="ct_delete_yes").click().run()
+    assert any("active or paused campaign" in e.value for e in at.error)
+    assert _count(demo_db, Contact, Contact.id == busy) == 1
+    at.checkbox(key="ct_cancel_campaigns").check().run()
+    at.button(key="ct_delete").click().run()
+    at.button(key="ct_delete_yes").click().run()
+    assert _count(demo_db, Contact, Contact.id == busy) == 0
+
+
+def test_custom_template_created_cloned_and_system_template_read_only(app_db: Database, open_page: Open) -> None:
+    at = open_page("pages/templates.py")
+    at.text_input(key="tpl_new_name").input("My sequence").run()
+    at.button(key="tpl_new_add_sms").click().run()
+    body_key = next(t.key for t in at.text_area if t.key.startswith("tpl_new_s") and t.key.endswith("_body"))
+    at.text_area(key=body_key).input("Hi {{ contact.first_name }}").run()
+    at.button(key="tpl_new_save").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert _count(app_db, AutomationTemplate, AutomationTemplate.name == "My sequence") == 1
+    at.selectbox(key="tpl_open").set_value(_first_template_id(app_db)).run()
+    assert "read-only" in texts(at)
+    assert "tpl_edit" not in [b.key for b in at.button]
+    at.button(key="tpl_clone").click().run()
+    assert _count(app_db, AutomationTemplate, AutomationTemplate.name.like("%(copy)")) == 1
+
+
+def test_login_gate_asks_for_the_password(app_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    from automations.config import get_settings
+    from tests.pages.conftest import ROOT
+
+    monkeypatch.setenv("AUTOMATIONS_UI_PASSWORD", "s3cret")
+    get_settings.cache_clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30).run()
+    assert not at.metric and "Overview" not in texts(at)
+    at.text_input[0].input("wrong")
+    at.button[0].click().run()
+    assert "Wrong password." in [e.value for e in at.error]
+    at.text_input[0].input("s3cret")
+    at.button[0].click().run()
+    assert any("Overview" in t.value for t in at.title)
