@@ -26,6 +26,8 @@ ROUTER_MODULES = [
     "automations.api.templates",
     "automations.api.campaigns",
     "automations.api.contacts",
+    "automations.api.calendar",
+    "automations.api.stats",
     "automations.api.rules",
 ]
 

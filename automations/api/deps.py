@@ -12,10 +12,11 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from automations.api.errors import Unauthorized
+from automations.api.schemas import EARLIEST_YEAR, LATEST_YEAR
 from automations.config import Settings
 from automations.db import Database
 from automations.errors import ValidationError
-from automations.timeutil import utcnow
+from automations.timeutil import as_utc, utcnow
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -94,3 +95,19 @@ def reject_nul(value: Any, path: str = "") -> None:
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size (1 to 500).")]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1, description="Rows to skip.")]
+
+
+INSTANT_DOC = (
+    "ISO 8601 date or time; without an offset it is read in the configured timezone "
+    "(AUTOMATIONS_TIMEZONE), so `2026-03-01` is that day's midnight there."
+)
+
+
+def instant(value: datetime, field: str, context: ApiContext) -> datetime:
+    """A query time as an aware UTC instant; without an offset it is in the configured
+    timezone (whose days the calendar and the statistics count)."""
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValidationError.single(field, f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=context.settings.tz)
+    return as_utc(value)

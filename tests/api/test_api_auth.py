@@ -13,6 +13,8 @@ SPEC_PATHS = {
     "/api/automation/templates/": {"get", "post"},
     "/api/automation/campaigns/": {"get", "post"},
     "/api/automation/campaigns/{campaign_id}/": {"get", "put", "delete"},
+    "/api/automation/calendar/": {"get"},
+    "/api/automation/stats/": {"get"},
     "/api/contacts/": {"get", "post"},
     "/api/contacts/{contact_id}/": {"get", "put", "delete"},
 }

@@ -1,0 +1,67 @@
+"""/api/automation/stats/: counts by campaign status, by step status and message type,
+success rate, scheduling lag, pending and overdue follow-ups (all counted in SQL)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from automations import stats
+from automations.api.deps import INSTANT_DOC, Context, instant
+from automations.api.schemas import MAX_ID, Timestamp
+from automations.errors import ValidationError
+from automations.models import MessageType
+from automations.stats import StatsFilter
+
+router = APIRouter(prefix="/api/automation/stats", tags=["stats"])
+
+
+class LagOut(BaseModel):
+    average: float | None = Field(description="Average seconds between a step's planned and actual execution.")
+    p95: float | None = Field(description="95th percentile of that lag, in seconds.")
+    executed: int = Field(description="Executed steps the lag is measured on.")
+
+
+class FollowUpCounts(BaseModel):
+    pending: int = Field(description="Follow-up tasks not done yet.")
+    overdue: int = Field(description="Pending follow-up tasks due before now.")
+
+
+class StatsOut(BaseModel):
+    generated_at: Timestamp
+    campaigns_by_status: dict[str, int] = Field(description="active, paused, completed, canceled.")
+    campaigns_total: int
+    steps_by_status: dict[str, int] = Field(description="pending, running, sent, done, failed, skipped, canceled.")
+    steps_by_message_type: dict[str, int] = Field(description="email, sms, task, webhook.")
+    status_by_message_type: dict[str, dict[str, int]] = Field(description="Step counts per type, then per status.")
+    steps_total: int
+    success_rate: float | None = Field(description="(sent + done) / (sent + done + failed); null when none ran.")
+    completion_rate: float | None = Field(description="completed / (completed + canceled) campaigns; null when none ended.")
+    lag_seconds: LagOut
+    followups: FollowUpCounts
+
+
+@router.get("/", response_model=StatsOut, summary="Key figures")
+def automation_stats(
+    context: Context,
+    start: Annotated[datetime | None, Query(description=f"Only steps and campaigns from this time. {INSTANT_DOC}")] = None,
+    end: Annotated[datetime | None, Query(description=f"Only steps and campaigns before this time. {INSTANT_DOC}")] = None,
+    template_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only campaigns made from this template.")] = None,
+    message_type: Annotated[MessageType | None, Query(description="Only steps of this channel.")] = None,
+) -> StatsOut:
+    """A step counts at its execution time, or its planned time while it has not run;
+    a campaign at its start."""
+    first = instant(start, "start", context) if start else None
+    after = instant(end, "end", context) if end else None
+    if first and after and after <= first:
+        raise ValidationError.single("end", "must be after start")
+    filters = StatsFilter(
+        start=first, end=after, template_id=template_id,
+        message_type=message_type.value if message_type else None,
+    )
+    with context.db.read_session() as session:
+        figures = stats.automation_stats(session, context.now(), filters)
+    return StatsOut.model_validate(figures)
