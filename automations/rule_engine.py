@@ -93,13 +93,19 @@ def detect_overdue_followups(session: Session, *, now: datetime, batch: int = DE
         .order_by(FollowUpRule.id)
         .with_for_update()
     ).all()
-    day_counts = sorted({int(r.trigger_config.get("days_overdue") or 0) for r in rules})
+    # For each number of days: the oldest rule waiting for it. Like every rule, an
+    # overdue rule does not reach back: follow-ups that were already that overdue
+    # when it was made do not count (and the scan stays small on a large backlog).
+    since: dict[int, datetime] = {}
+    for rule in rules:
+        days = int(rule.trigger_config.get("days_overdue") or 0)
+        since[days] = min(since.get(days, rule.created_at), rule.created_at)
     # Follow-ups that overdue rules created do not count, or each would breed another.
     overdue_rule_ids = select(FollowUpRule.id).where(
         FollowUpRule.trigger == RuleTrigger.FOLLOWUP_OVERDUE.value
     ).scalar_subquery()
     recorded = 0
-    for days in day_counts:
+    for days, first_rule_at in sorted(since.items()):
         key = literal("followup:") + cast(ScheduledFollowUp.id, String) + literal(f":{days}")
         already = exists().where(
             ContactEvent.contact_id == ScheduledFollowUp.contact_id,  # uses the contact index
@@ -111,6 +117,7 @@ def detect_overdue_followups(session: Session, *, now: datetime, batch: int = DE
             .where(
                 ScheduledFollowUp.status == FollowUpStatus.PENDING.value,
                 ScheduledFollowUp.due_at <= now - timedelta(days=days),
+                ScheduledFollowUp.due_at > as_utc(first_rule_at) - timedelta(days=days),
                 ScheduledFollowUp.rule_id.is_(None) | ScheduledFollowUp.rule_id.not_in(overdue_rule_ids),
                 ~already,
             )
@@ -164,6 +171,22 @@ def _stop_other_campaigns(session: Session, rule: FollowUpRule, contact_id: int,
     return len(ids)
 
 
+def _lock_contacts(session: Session, contact_ids: set[int]) -> dict[int, Contact]:
+    """Load the contacts and, on PostgreSQL, lock them against the other runners until
+    commit: the re-enrolment limit and the "not twice from the same template" check
+    read what another runner may be writing for the same contact. Locks are taken in
+    id order (no deadlock between runners); FOR NO KEY UPDATE still lets others insert
+    rows that point at the contact."""
+    if not contact_ids:
+        return {}
+    return {
+        c.id: c for c in session.scalars(
+            select(Contact).where(Contact.id.in_(sorted(contact_ids))).order_by(Contact.id)
+            .with_for_update(key_share=True)  # FOR NO KEY UPDATE
+        )
+    }
+
+
 def evaluate_events(session: Session, *, now: datetime, runner_id: str, batch: int = DEFAULT_BATCH) -> int:
     """Claim a batch of unprocessed events, create the executions of the rules they
     match and mark them processed. Returns how many events were processed."""
@@ -182,9 +205,7 @@ def evaluate_events(session: Session, *, now: datetime, runner_id: str, batch: i
     ):
         rules_by_trigger[rule.trigger].append(rule)
     contact_ids = {e.contact_id for e in events if e.contact_id is not None and rules_by_trigger.get(e.kind)}
-    contacts = {
-        c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
-    } if contact_ids else {}
+    contacts = _lock_contacts(session, contact_ids)
 
     created = 0
     for event in events:
@@ -294,9 +315,10 @@ def apply_due_executions(session: Session, *, now: datetime, runner_id: str, bat
         .limit(batch)
         .with_for_update(skip_locked=True)
     ))
+    contacts = _lock_contacts(session, {e.contact_id for e in executions})
     for execution in executions:
         rule = session.get(FollowUpRule, execution.rule_id)
-        contact = session.get(Contact, execution.contact_id)
+        contact = contacts.get(execution.contact_id)
         if rule is None or contact is None:  # deleted meanwhile (cascades normally remove the row)
             _finish(execution, SKIPPED, now, "rule or contact no longer exists")
             continue

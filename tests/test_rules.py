@@ -174,6 +174,8 @@ def test_followup_overdue_by_three_days_fires_once_per_follow_up(db: Database) -
     with db.session() as s:
         followups.create_followup(s, {"contact_id": ann, "title": "Send quote", "due_at": NOW}, now=NOW)
         followups.create_followup(s, {"contact_id": ann, "title": "Done in time", "due_at": NOW}, now=NOW)
+        # Already three days overdue when the rule was made: the rule does not reach back.
+        followups.create_followup(s, {"contact_id": ann, "title": "Old", "due_at": NOW - 5 * DAY}, now=NOW)
         done = s.scalar(select(ScheduledFollowUp.id).where(ScheduledFollowUp.title == "Done in time"))
         followups.complete_followup(s, done, now=NOW + DAY)
 
@@ -183,7 +185,7 @@ def test_followup_overdue_by_three_days_fires_once_per_follow_up(db: Database) -
     run(db, NOW + 4 * DAY)
     run(db, NOW + 10 * DAY)
     titles = sorted(f.title for f in followups_of(db, ann))
-    assert titles == ["Done in time", "Overdue: Ann", "Send quote"]
+    assert titles == ["Done in time", "Old", "Overdue: Ann", "Send quote"]
     assert [e.status for e in executions(db, rule_id)] == ["applied"]
 
 

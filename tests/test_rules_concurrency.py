@@ -16,7 +16,7 @@ from automations.rule_engine import process_rules
 from automations.seed import seed_system_templates
 from tests.conftest import NOW
 
-CONTACTS = 60
+CONTACTS = 40
 
 
 def _prepare(db: Database) -> tuple[int, int]:
@@ -47,7 +47,7 @@ def _runner(url: str, name: str, moments: list[datetime]) -> None:
     try:
         for at in moments:
             # Small batches so that the runners interleave many times.
-            while process_rules(db, now=at, runner_id=name, batch=7):
+            while process_rules(db, now=at, runner_id=name, batch=10):
                 pass
     finally:
         db.dispose()
@@ -72,12 +72,21 @@ def _check(db: Database, onboarding: int) -> None:
 def test_threads_on_postgresql_apply_each_rule_once(pg_db: Database, pg_schema: str) -> None:
     _, onboarding = _prepare(pg_db)
     moments = [NOW, NOW + timedelta(days=1), NOW + timedelta(days=2)]
-    threads = [threading.Thread(target=_runner, args=(pg_schema, f"thread-{n}", moments)) for n in range(4)]
+    failures: list[BaseException] = []
+
+    def runner(name: str) -> None:
+        try:
+            _runner(pg_schema, name, moments)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=runner, args=(f"thread-{n}",)) for n in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
     assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
     _check(pg_db, onboarding)
 
 
