@@ -10,11 +10,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.common import settings
+from pages.common import ROUTED, settings
 
 HERE = Path(__file__).parent
 
-st.set_page_config(page_title="Automations", page_icon="📬", layout="wide")
+st.set_page_config(page_title="Automations", page_icon=":material/forward_to_inbox:", layout="wide")
 
 
 def _logged_in() -> bool:
@@ -22,7 +22,7 @@ def _logged_in() -> bool:
     secret = settings().ui_password
     if secret is None or st.session_state.get("authenticated"):
         return True
-    st.title("📬 Automations")
+    st.title("Automations")
     with st.form("login"):
         password = st.text_input("Password", type="password")
         submitted = st.form_submit_button("Sign in", type="primary")
@@ -37,27 +37,28 @@ def _logged_in() -> bool:
 
 def _pages() -> list[st.Page]:
     pages = [
-        st.Page("pages/overview.py", title="Overview", icon="🏠", default=True),
-        st.Page("pages/campaigns.py", title="Campaigns", icon="📋"),
-        st.Page("pages/new_campaign.py", title="New Campaign", icon="➕"),
-        st.Page("pages/templates.py", title="Templates", icon="🧩"),
+        st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
+        st.Page("pages/campaigns.py", title="Campaigns", icon=":material/list_alt:"),
+        st.Page("pages/new_campaign.py", title="New Campaign", icon=":material/add_circle:"),
+        st.Page("pages/templates.py", title="Templates", icon=":material/extension:"),
     ]
     # Pages that ship separately appear once their file is there.
     for file, title, icon in (
-        ("pages/calendar.py", "Calendar", "📅"),
-        ("pages/statistics.py", "Statistics", "📊"),
-        ("pages/rules.py", "Rules", "⚙️"),
+        ("pages/calendar.py", "Calendar", ":material/calendar_month:"),
+        ("pages/statistics.py", "Statistics", ":material/bar_chart:"),
+        ("pages/rules.py", "Rules", ":material/rule:"),
     ):
         if (HERE / file).exists():
             pages.append(st.Page(file, title=title, icon=icon))
     pages += [
-        st.Page("pages/followups.py", title="Follow-ups", icon="🔔"),
-        st.Page("pages/contacts.py", title="Contacts", icon="👥"),
-        st.Page("pages/settings.py", title="Settings", icon="🔧"),
+        st.Page("pages/followups.py", title="Follow-ups", icon=":material/notifications:"),
+        st.Page("pages/contacts.py", title="Contacts", icon=":material/group:"),
+        st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
     ]
     return pages
 
 
 if _logged_in():
     navigation = st.navigation(_pages())
+    st.session_state[ROUTED] = True  # the page checks it ran through here
     navigation.run()

@@ -68,10 +68,10 @@ def _list(filters: CampaignFilter) -> int | None:
     found, total = _page(db_url(), filters, (page_no - 1) * PAGE_SIZE)
     if not total:
         if filters == CampaignFilter():
-            st.info("No campaign yet. Create one on **New Campaign**.", icon="➕")
-            st.page_link("pages/new_campaign.py", label="New Campaign", icon="➕")
+            st.info("No campaign yet. Create one on **New Campaign**.", icon=":material/add_circle:")
+            st.page_link("pages/new_campaign.py", label="New Campaign", icon=":material/add_circle:")
         else:
-            st.info("No campaign matches these filters. Clear a filter to see more.", icon="🔎")
+            st.info("No campaign matches these filters. Clear a filter to see more.", icon=":material/search:")
         return None
     pages = max(1, math.ceil(total / PAGE_SIZE))
     st.caption(f"{total:,} campaigns · page {page_no} of {pages:,}")
@@ -100,26 +100,26 @@ def _actions(detail: CampaignDetail) -> None:
     cid = detail.id
     cols = st.columns(6)
     is_open = detail.status in ("active", "paused")
-    if detail.status == "active" and cols[0].button("⏸ Pause", key="camp_pause"):
+    if detail.status == "active" and cols[0].button("Pause", icon=":material/pause:", key="camp_pause"):
         with action("Campaign paused"):
             with get_db().session() as s:
                 service.pause_campaign(s, cid)
-    if detail.status == "paused" and cols[0].button("▶️ Resume", key="camp_resume"):
+    if detail.status == "paused" and cols[0].button("Resume", icon=":material/play_arrow:", key="camp_resume"):
         with action("Campaign resumed; pending steps moved by the pause"):
             with get_db().session() as s:
                 service.resume_campaign(s, cid)
-    if is_open and cols[1].button("⏹ Cancel", key="camp_cancel"):
+    if is_open and cols[1].button("Cancel", icon=":material/stop:", key="camp_cancel"):
         st.session_state["camp_confirm"] = ("cancel", cid)
-    if cols[2].button("🗑 Delete", key="camp_delete"):
+    if cols[2].button("Delete", icon=":material/delete:", key="camp_delete"):
         st.session_state["camp_confirm"] = ("delete", cid)
-    if cols[3].button("📄 Duplicate", key="camp_duplicate"):
+    if cols[3].button("Duplicate", icon=":material/content_copy:", key="camp_duplicate"):
         with action("Campaign duplicated"):
             with get_db().session() as s:
                 copy = service.duplicate_campaign(s, cid)
             st.session_state["camp_open"] = copy.id
-    if cols[4].button("🧩 Save as template", key="camp_as_template"):
+    if cols[4].button("Save as template", icon=":material/extension:", key="camp_as_template"):
         st.session_state["camp_template_form"] = cid
-    if is_open and cols[5].button("✏️ Edit pending steps", key="camp_edit"):
+    if is_open and cols[5].button("Edit pending steps", icon=":material/edit:", key="camp_edit"):
         st.session_state["camp_editing"] = cid
         load_steps("edit", detail.pending_steps)
 
@@ -128,7 +128,7 @@ def _actions(detail: CampaignDetail) -> None:
         verb = confirm[0]
         consequence = ("its pending steps are canceled and nothing more runs" if verb == "cancel"
                        else "the campaign, its steps and their history are deleted (the contact stays)")
-        st.warning(f"{verb.capitalize()} “{detail.name}”? {consequence}.", icon="⚠️")
+        st.warning(f"{verb.capitalize()} “{detail.name}”? {consequence}.", icon=":material/warning:")
         yes, no = st.columns([1, 5])
         if yes.button(f"Yes, {verb}", type="primary", key="camp_confirm_yes"):
             st.session_state.pop("camp_confirm")
@@ -206,7 +206,7 @@ def _detail_view(campaign_id: int) -> None:
                 st.text(s.body)
 
 
-page_title("📋 Campaigns")
+page_title(":material/list_alt: Campaigns")
 chosen = _list(_filters())
 if chosen:
     st.divider()

@@ -57,7 +57,7 @@ STATUS_COLOURS = {
     "pending": "blue", "running": "violet", "sent": "green", "done": "green",
     "failed": "red", "skipped": "orange",
 }
-TYPE_ICONS = {"email": "✉️", "sms": "💬", "task": "✅", "webhook": "🔗"}
+TYPE_NAMES = {"email": "Email", "sms": "SMS", "task": "Task", "webhook": "Webhook"}
 
 
 def badge(status: str) -> str:
@@ -65,21 +65,18 @@ def badge(status: str) -> str:
     return f":{STATUS_COLOURS.get(status, 'gray')}-badge[{status}]"
 
 
-STATUS_DOTS = {"blue": "🔵", "orange": "🟠", "green": "🟢", "gray": "⚪", "violet": "🟣", "red": "🔴"}
-
-
 def status_label(status: str) -> str:
-    """A status for a table cell, with a coloured dot (tables cannot show badges)."""
-    return f"{STATUS_DOTS[STATUS_COLOURS.get(status, 'gray')]} {status}"
+    """A status for a table cell (tables cannot show badges; detail views do)."""
+    return status
 
 
 def type_label(message_type: str | None) -> str:
     if not message_type:
         return ""
-    return f"{TYPE_ICONS.get(message_type, '')} {message_type}".strip()
+    return TYPE_NAMES.get(message_type, message_type)
 
 
-def flash(message: str, icon: str = "✅") -> None:
+def flash(message: str, icon: str = ":material/check_circle:") -> None:
     """A toast shown on the next run (a toast raised right before `st.rerun` is lost)."""
     st.session_state["_flash"] = (message, icon)
 
@@ -91,8 +88,32 @@ def show_flash() -> None:
         st.toast(message[0], icon=message[1])
 
 
+ROUTED = "_routed"
+
+
+def _through_router() -> None:
+    """Make sure the login gate applies even when a page runs outside `app.py`.
+
+    Streamlit treats an app with a `pages/` folder as an old-style multipage app
+    until `st.navigation` has run once in the process (and `AppTest` always
+    does), and in that mode it runs a page file directly when its URL is opened
+    first. From then on the router is used; a visitor who has not signed in is
+    sent through it (to the password form) at once.
+    """
+    if st.session_state.get(ROUTED):
+        del st.session_state[ROUTED]
+        return
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+    if get_settings().ui_password is not None and not st.session_state.get("authenticated"):
+        st.rerun()
+
+
 def page_title(title: str) -> None:
-    """The page's title, and the toast queued by the action that led here."""
+    """The page's title, and the toast queued by the action that led here. Every
+    page calls it first."""
+    _through_router()
     st.title(title)
     show_flash()
 
@@ -101,7 +122,7 @@ def field_error(errors: dict[str, str], *fields: str) -> None:
     """Show the problem of each of `fields` right where it is called (under the field)."""
     for name in fields:
         if name in errors:
-            st.error(f"{errors[name]}", icon="⚠️")
+            st.error(f"{errors[name]}", icon=":material/warning:")
 
 
 @contextmanager
@@ -114,7 +135,7 @@ def action(success: str, errors_key: str | None = None) -> Iterator[None]:
         if errors_key:
             # Rerun so that each problem shows under its field (drawn before this ran).
             st.session_state[errors_key] = exc.errors
-            flash("Nothing saved: please correct the fields marked below.", "⚠️")
+            flash("Nothing saved: please correct the fields marked below.", ":material/warning:")
             st.rerun()
         st.error("Please correct: " + "; ".join(f"{k}: {v}" for k, v in exc.errors.items()))
         return

@@ -87,7 +87,7 @@ def _detail(contact: dict[str, Any]) -> None:
                 hide_index=True, width="stretch",
             )
         else:
-            st.info("No campaign or follow-up yet. Start one on **New Campaign**.", icon="➕")
+            st.info("No campaign or follow-up yet. Start one on **New Campaign**.", icon=":material/add_circle:")
         if st.button("See this contact's campaigns", key="ct_campaigns"):
             st.session_state["camp_contact"] = cid
             st.switch_page("pages/campaigns.py")
@@ -101,10 +101,10 @@ def _detail(contact: dict[str, Any]) -> None:
     with delete:
         st.write("Deleting a contact deletes their campaigns and follow-ups.")
         cancel = st.checkbox("Cancel their active and paused campaigns first", key="ct_cancel_campaigns")
-        if st.button("🗑 Delete contact", key="ct_delete"):
+        if st.button("Delete contact", icon=":material/delete:", key="ct_delete"):
             st.session_state["ct_confirm"] = cid
         if st.session_state.get("ct_confirm") == cid:
-            st.warning(f"Delete {contact['name']} for good?", icon="⚠️")
+            st.warning(f"Delete {contact['name']} for good?", icon=":material/warning:")
             if st.button("Yes, delete", type="primary", key="ct_delete_yes"):
                 st.session_state.pop("ct_confirm")
                 with action("Contact deleted"):
@@ -123,7 +123,7 @@ def _browse() -> None:
     if not total:
         st.info("No contacts match. Add one in **Add contact** or import a CSV file."
                 if search or tag else "No contacts yet. Add one in **Add contact** or import a CSV file.",
-                icon="👥")
+                icon=":material/group:")
         return
     pages = max(1, math.ceil(total / PAGE_SIZE))
     st.caption(f"{total:,} contacts · page {page_no} of {pages:,}")
@@ -159,7 +159,7 @@ def _import() -> None:
     bad = [r for r in preview if not r.ok]
     st.caption(f"{len(preview) - len(bad)} valid rows will be imported · {len(bad)} rows have problems")
     st.dataframe(
-        [{"line": r.line, "ok": "✅" if r.ok else "❌",
+        [{"line": r.line, "ok": "valid" if r.ok else "problem",
           "problems": "; ".join(f"{k}: {v}" for k, v in r.errors.items()),
           "first_name": r.data.get("first_name", ""), "last_name": r.data.get("last_name", ""),
           "email": r.data.get("email") or "", "phone": r.data.get("phone") or ""}
@@ -182,7 +182,7 @@ def _import() -> None:
             st.dataframe(outcome[1], hide_index=True, width="stretch")
 
 
-page_title("👥 Contacts")
+page_title(":material/group: Contacts")
 browse, add, upload = st.tabs(["Contacts", "Add contact", "Import CSV"])
 with browse:
     _browse()

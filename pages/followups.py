@@ -51,17 +51,17 @@ def _row(item: dict[str, object]) -> None:
     origin = f" · from “{item['campaign']}”" if item["campaign"] else ""
     c1.markdown(f"**{item['title']}**  \n{item['contact']}{origin}")
     c2.write(fmt(item["due_at"]))  # type: ignore[arg-type]
-    if c3.button("✅ Done", key=f"fu_done_{fid}"):
+    if c3.button("Done", icon=":material/check:", key=f"fu_done_{fid}"):
         with action("Follow-up done"):
             with get_db().session() as s:
                 service.complete_followup(s, fid)
-    with c4.popover("💤 Snooze"):
+    with c4.popover("Snooze", icon=":material/snooze:"):
         days = st.selectbox("For", [1, 2, 3, 7, 14], format_func=lambda d: f"{d} day(s)", key=f"fu_sd_{fid}")
         if st.button("Snooze", key=f"fu_snooze_{fid}"):
             with action(f"Snoozed for {days} day(s)"):
                 with get_db().session() as s:
                     service.snooze_followup(s, fid, utcnow() + timedelta(days=days))
-    if c5.button("✖ Cancel", key=f"fu_cancel_{fid}"):
+    if c5.button("Cancel", icon=":material/close:", key=f"fu_cancel_{fid}"):
         with action("Follow-up canceled"):
             with get_db().session() as s:
                 service.cancel_followup(s, fid)
@@ -91,19 +91,19 @@ def _add_form() -> None:
                     })
 
 
-page_title("🔔 Follow-ups")
+page_title(":material/notifications: Follow-ups")
 now = now_minute()
 counts = _counts(db_url(), now)
 m1, m2, m3 = st.columns(3)
 m1.metric("Overdue", f"{counts.overdue:,}")
 m2.metric("Due today", f"{counts.due_today:,}")
 m3.metric("Pending in all", f"{counts.pending:,}")
-with st.expander("➕ Add a follow-up by hand", expanded=False):
+with st.expander(":material/add: Add a follow-up by hand", expanded=False):
     _add_form()
 groups = _groups(db_url(), now)
 if not counts.pending:
     st.info("Nothing to follow up. Task steps of campaigns, rules, or the form above add follow-ups here.",
-            icon="🎉")
+            icon=":material/celebration:")
 for label, (items, total) in groups.items():
     if not total:
         continue

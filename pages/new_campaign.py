@@ -48,7 +48,7 @@ def _preview(steps: list[dict[str, Any]], start_at: datetime | None, contact_id:
     try:
         times = preview_schedule(steps, start_at=start_at)
     except ValidationError:
-        st.info("The preview appears once every step is complete.", icon="👀")
+        st.info("The preview appears once every step is complete.", icon=":material/visibility:")
         return
     contact = None
     if contact_id:
@@ -86,13 +86,13 @@ class _Step:
         self.body = data.get("body") or ""
 
 
-page_title("➕ New Campaign")
+page_title(":material/add_circle: New Campaign")
 errors: dict[str, str] = st.session_state.get(ERRORS, {})
 templates = _templates(db_url())
 
 name = st.text_input("Campaign name", key="new_name", placeholder="e.g. Welcome Acme")
 if "name" in errors:
-    st.error(errors["name"], icon="⚠️")
+    st.error(errors["name"], icon=":material/warning:")
 
 st.subheader("Contacts")
 mode = st.radio("Apply to", ["One contact", "Several contacts", "Everyone with a tag"],
@@ -110,7 +110,7 @@ else:
                           placeholder="name, email or company")
     choices = _contact_choices(db_url(), query)
     if not choices:
-        st.info("No contact matches. Add contacts on the **Contacts** page.", icon="👥")
+        st.info("No contact matches. Add contacts on the **Contacts** page.", icon=":material/group:")
     if mode == "One contact":
         picked = st.selectbox("Contact", list(choices), format_func=choices.get, index=None,
                               key="new_contact", placeholder="Choose a contact")
@@ -120,7 +120,7 @@ else:
                                      key="new_contacts", placeholder="Choose contacts")
 for field in ("contact_id", "contact_ids"):
     if field in errors:
-        st.error(errors[field], icon="⚠️")
+        st.error(errors[field], icon=":material/warning:")
 
 st.subheader("Steps")
 by_id = {t.id: t for t in templates}
@@ -134,7 +134,7 @@ if st.session_state.get("new_loaded_template", "unset") != template_id:
     load_steps(P, _template_steps(db_url(), template_id) if template_id else [])
 steps = steps_editor(P, errors)
 if not steps:
-    st.info("Choose a template above, or add your first step in the table.", icon="🧩")
+    st.info("Choose a template above, or add your first step in the table.", icon=":material/extension:")
 
 st.subheader("Start")
 c1, c2, c3 = st.columns([1, 1, 2])
@@ -145,7 +145,7 @@ if later:
     at = c3.time_input("Start time", key="new_start_time", value=time(9, 0))
     start_at = as_utc(datetime.combine(day, at).replace(tzinfo=settings().tz))
 if "start_at" in errors:
-    st.error(errors["start_at"], icon="⚠️")
+    st.error(errors["start_at"], icon=":material/warning:")
 
 st.subheader("Preview")
 _preview(steps, start_at, contact_ids[0] if contact_ids else None)
@@ -167,4 +167,4 @@ if st.button("Save and activate", type="primary", key="new_save"):
 created_ids = st.session_state.get("new_created")
 if created_ids:
     st.success(f"{len(created_ids)} campaign(s) created. See them on **Campaigns**.")
-    st.page_link("pages/campaigns.py", label="Open Campaigns", icon="📋")
+    st.page_link("pages/campaigns.py", label="Open Campaigns", icon=":material/list_alt:")

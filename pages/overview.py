@@ -44,18 +44,18 @@ def runner_health() -> None:
     alive = [r for r in runners if r.alive]
     if alive:
         latest = max(r.last_tick_at for r in alive)
-        st.success(f"Runner alive: {len(alive)} running, last tick {fmt(latest, '%H:%M:%S')}.", icon="🟢")
+        st.success(f"Runner alive: {len(alive)} running, last tick {fmt(latest, '%H:%M:%S')}.", icon=":material/check_circle:")
     elif runners:
         st.warning(
             f"No runner has ticked recently (last tick {fmt(runners[0].last_tick_at)}). "
             "Scheduled steps are not being executed: start one with `python runner.py`.",
-            icon="🔴",
+            icon=":material/error:",
         )
     else:
         st.warning(
             "No runner has ever ticked. Scheduled steps are not being executed: "
             "start one with `python runner.py`.",
-            icon="🔴",
+            icon=":material/error:",
         )
     if runners:
         with st.expander(f"Runners ({len(runners)})"):
@@ -80,7 +80,7 @@ def _step_table(lines: list[StepLine], when: str) -> None:
     )
 
 
-page_title("🏠 Overview")
+page_title(":material/home: Overview")
 now = now_minute()
 figures = _figures(db_url(), now)
 runner_health()
@@ -107,7 +107,7 @@ with left:
     if upcoming:
         _step_table(upcoming, "scheduled")
     else:
-        st.info("Nothing is scheduled. Start one on **New Campaign**.", icon="➕")
+        st.info("Nothing is scheduled. Start one on **New Campaign**.", icon=":material/add_circle:")
 with right:
     st.subheader("Latest executions")
     latest = _latest(db_url(), now)
@@ -117,4 +117,4 @@ with right:
             st.caption(f"{badge('failed')} {failures} failure(s) in the last 7 days are listed first.")
         _step_table(latest, "executed")
     else:
-        st.info("No step has run yet. Once a runner executes steps they appear here.", icon="⏳")
+        st.info("No step has run yet. Once a runner executes steps they appear here.", icon=":material/hourglass_empty:")

@@ -8,7 +8,7 @@ import streamlit as st
 from automations.config import describe_settings
 from pages.common import get_db, settings, page_title
 
-page_title("🔧 Settings")
+page_title(":material/settings: Settings")
 config = settings()
 st.caption("Set with `AUTOMATIONS_*` environment variables (or a `.env` file) and restart to change.")
 c1, c2, c3 = st.columns(3)
@@ -18,7 +18,7 @@ c2.metric("SMS", "HTTP API" if config.sms_backend == "http" else "Outbox folder"
 c3.metric("Display timezone", config.timezone)
 if "outbox" in (config.email_backend, config.sms_backend):
     st.info(f"Messages without a configured provider are written to the outbox folder "
-            f"`{config.outbox_dir.resolve()}`.", icon="📂")
+            f"`{config.outbox_dir.resolve()}`.", icon=":material/folder:")
 
 st.subheader("Effective configuration")
 st.dataframe(describe_settings(config), hide_index=True, width="stretch")
@@ -29,7 +29,7 @@ try:
 except ImportError:  # the channels ship with the runner
     send_test_message = None
 if send_test_message is None:
-    st.info("Test messages become available with the runner's channels.", icon="ℹ️")
+    st.info("Test messages become available with the runner's channels.", icon=":material/info:")
 else:
     with st.form("test_message"):
         channel = st.radio("Channel", ["email", "sms"], horizontal=True)

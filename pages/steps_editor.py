@@ -63,7 +63,7 @@ def steps_editor(prefix: str, errors: dict[str, str] | None = None) -> list[dict
     errors = errors or {}
     version = st.session_state.get(f"{prefix}_version", 0)
     st.caption(
-        "Add a row for each step (＋ below the table), delete rows to remove steps, and "
+        "Add a row for each step (the + under the table) or use the buttons below, delete rows to remove steps, and "
         "change **order** to move a step. Delays count from the previous step "
         "(the first step's from the start)."
     )
@@ -114,7 +114,7 @@ def steps_editor(prefix: str, errors: dict[str, str] | None = None) -> list[dict
         for problem_field in ("name", "message_type", "delay_days", "delay_hours"):
             if f"steps.{index}.{problem_field}" in errors:
                 st.error(f"Step {index + 1}, {problem_field.replace('_', ' ')}: "
-                         f"{errors[f'steps.{index}.{problem_field}']}", icon="⚠️")
+                         f"{errors[f'steps.{index}.{problem_field}']}", icon=":material/warning:")
         has_error = any(key.startswith(f"steps.{index}.") for key in errors)
         label = f"Step {index + 1} · {name or '(no name)'} · {type_label(kind)}"
         # Open where there is something to do: a problem, or content still to write.
@@ -123,7 +123,7 @@ def steps_editor(prefix: str, errors: dict[str, str] | None = None) -> list[dict
             step.update(_content_fields(prefix, uid, kind, index, errors))
         steps.append(step)
     if "steps" in errors:
-        st.error(errors["steps"], icon="⚠️")
+        st.error(errors["steps"], icon=":material/warning:")
     _add_buttons(prefix, steps)
     return steps
 
@@ -132,7 +132,8 @@ def _add_buttons(prefix: str, steps: list[dict[str, Any]]) -> None:
     """One button per message type: a step with sensible defaults, its fields open below."""
     cols = st.columns([1, 1, 1, 1, 3])
     for col, kind in zip(cols, MESSAGE_TYPES):
-        if col.button(f"＋ {type_label(kind)}", key=f"{prefix}_add_{kind}", help=f"Add a {kind} step"):
+        if col.button(f"Add {type_label(kind)}", key=f"{prefix}_add_{kind}", icon=":material/add:",
+                      help=f"Add a {type_label(kind)} step at the end"):
             number = sum(1 for s in steps if s["message_type"] == kind) + 1
             new = {"name": f"{kind.capitalize() if kind != 'sms' else 'SMS'} {number}",
                    "message_type": kind, "delay_days": 1 if steps else 0, "delay_hours": 0}

@@ -63,20 +63,20 @@ def _detail(summary: TemplateSummary) -> None:
         column_config={"content": st.column_config.TextColumn(width="large")},
     )
     cols = st.columns([1, 1, 1, 4])
-    if cols[0].button("📄 Clone", key="tpl_clone"):
+    if cols[0].button("Clone", icon=":material/content_copy:", key="tpl_clone"):
         with action("Template cloned"):
             with get_db().session() as s:
                 copy = service.clone_template(s, summary.id)
             st.session_state["tpl_open"] = copy.id
     if summary.is_system:
         return
-    if cols[1].button("✏️ Edit", key="tpl_edit"):
+    if cols[1].button("Edit", icon=":material/edit:", key="tpl_edit"):
         st.session_state["tpl_editing"] = summary.id
         load_steps("tpl_edit", steps)
-    if cols[2].button("🗑 Delete", key="tpl_delete"):
+    if cols[2].button("Delete", icon=":material/delete:", key="tpl_delete"):
         st.session_state["tpl_confirm_delete"] = summary.id
     if st.session_state.get("tpl_confirm_delete") == summary.id:
-        st.warning(f"Delete “{summary.name}”? Campaigns made from it keep their steps.", icon="⚠️")
+        st.warning(f"Delete “{summary.name}”? Campaigns made from it keep their steps.", icon=":material/warning:")
         yes, no = st.columns([1, 5])
         if yes.button("Yes, delete", type="primary", key="tpl_delete_yes"):
             st.session_state.pop("tpl_confirm_delete")
@@ -98,13 +98,13 @@ def _detail(summary: TemplateSummary) -> None:
                 st.session_state.pop("tpl_editing")
 
 
-page_title("🧩 Templates")
+page_title(":material/extension: Templates")
 browse, create = st.tabs(["All templates", "New template"])
 with browse:
     templates = _templates(db_url())
     if not templates:
         st.info("No templates yet. Run `python -m automations seed-templates` for the system "
-                "templates, or create one in **New template**.", icon="🧩")
+                "templates, or create one in **New template**.", icon=":material/extension:")
     else:
         st.dataframe(
             rows(templates, name="name", category="category",

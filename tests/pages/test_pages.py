@@ -188,7 +188,7 @@ def test_campaign_filters_and_duplicate(demo_db: Database, open_page: Open) -> N
     at = open_page("pages/campaigns.py")
     at.selectbox(key="camp_status").select("completed").run()
     shown = at.dataframe[0].value
-    assert set(shown["status"]) == {"🟢 completed"}
+    assert set(shown["status"]) == {"completed"}
     first = int(shown["id"].iloc[0])
     before = _count(demo_db, AutomationCampaign)
     _open_campaign(at, first)
@@ -264,3 +264,16 @@ def test_login_gate_asks_for_the_password(app_db: Database, monkeypatch: pytest.
     at.text_input[0].input("s3cret")
     at.button[0].click().run()
     assert any("Overview" in t.value for t in at.title)
+
+
+def test_a_page_opened_directly_still_asks_for_the_password(app_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    from automations.config import get_settings
+    from tests.pages.conftest import ROOT
+
+    _contact(app_db)
+    monkeypatch.setenv("AUTOMATIONS_UI_PASSWORD", "s3cret")
+    get_settings.cache_clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.switch_page("pages/contacts.py").run()
+    assert not at.dataframe and "Lovelace" not in texts(at)
+    assert [t.label for t in at.text_input] == ["Password"]
