@@ -68,7 +68,8 @@ class CalendarEvent:
         }
 
 
-def _values(value: str | Sequence[str] | None) -> list[str]:
+def as_list(value: str | Sequence[str] | None) -> list[str]:
+    """A filter value given as one string or several, as a list (empty: no filter)."""
     if value is None or value == "":
         return []
     if isinstance(value, str):
@@ -110,9 +111,9 @@ def filter_conditions(filters: CalendarFilter | None) -> list[ColumnElement[bool
         conditions.append(AutomationCampaign.template_id == f.template_id)
     if f.contact_id:
         conditions.append(AutomationCampaign.contact_id == f.contact_id)
-    if types := _values(f.message_type):
+    if types := as_list(f.message_type):
         conditions.append(AutomationStep.message_type.in_(types))
-    if statuses := _values(f.status):
+    if statuses := as_list(f.status):
         conditions.append(AutomationStep.status.in_(statuses))
     return conditions
 
@@ -403,6 +404,7 @@ class CalendarPeriod:
     aggregated: bool  # True: `events` is empty, read `buckets`
     events: list[CalendarEvent]
     buckets: list[BucketSummary]
+    tz: tzinfo | None = None  # the display timezone the days are counted in
 
 
 def calendar_period(
@@ -423,12 +425,105 @@ def calendar_period(
     total = count_events(session, start, end, filters)
     if view != "year" and total <= threshold:
         return CalendarPeriod(view, anchor, start, end, total, False,
-                              calendar_events(session, start, end, filters), [])
+                              calendar_events(session, start, end, filters), [], tz)
     bucket: Bucket = "hour" if view == "week" else "day"
     summaries = event_counts(
         session, start, end, tz, filters, bucket=bucket, sample=0 if view == "year" else sample
     )
-    return CalendarPeriod(view, anchor, start, end, total, True, [], summaries)
+    return CalendarPeriod(view, anchor, start, end, total, True, [], summaries, tz)
+
+
+# --- shapes the page draws ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayCell:
+    """One day of a month grid."""
+
+    day: date
+    in_month: bool
+    summary: BucketSummary | None
+
+
+def month_cells(period: CalendarPeriod) -> list[list[DayCell]]:
+    """The month grid (Monday weeks) with each day's counts; events listed one by one
+    are counted per day here too, so both shapes draw the same grid."""
+    by_day = {b.key: b for b in period.buckets}
+    if not period.aggregated:
+        by_day = {}
+        for event in period.events:
+            key = f"{_local(event.start, period):%Y-%m-%d}"
+            summary = by_day.setdefault(key, BucketSummary(key=key))
+            summary.total += 1
+            summary.by_type[event.message_type] = summary.by_type.get(event.message_type, 0) + 1
+            summary.by_status[event.status] = summary.by_status.get(event.status, 0) + 1
+            if len(summary.first) < SAMPLE_PER_BUCKET:
+                summary.first.append(event)
+    anchor = period.anchor
+    return [
+        [DayCell(day, day.month == anchor.month, by_day.get(f"{day:%Y-%m-%d}")) for day in week]
+        for week in month_grid(anchor.year, anchor.month)
+    ]
+
+
+def _local(moment: datetime, period: CalendarPeriod) -> datetime:
+    return moment.astimezone(period.tz) if period.tz else moment
+
+
+def hour_grid(period: CalendarPeriod) -> list[dict[str, Any]]:
+    """An aggregated week as rows of hours ("00".."23") with a count per day column
+    ("Mon 02"...), for a heatmap or a table."""
+    first, _ = period_days("week", period.anchor)
+    days = [first + timedelta(days=i) for i in range(7)]
+    counts = {b.key: b.total for b in period.buckets}
+    return [
+        {"hour": f"{hour:02d}:00",
+         **{f"{d:%a %d}": counts.get(f"{d:%Y-%m-%d} {hour:02d}", 0) for d in days}}
+        for hour in range(24)
+    ]
+
+
+@dataclass(frozen=True)
+class YearHeatmap:
+    """Twelve rows (months) of 31 days: executed and scheduled steps per day."""
+
+    months: list[str]
+    days: list[int]
+    totals: list[list[int | None]]  # None where the month has no such day
+    executed: list[list[int | None]]
+    scheduled: list[list[int | None]]
+    busiest: list[tuple[date, int]]  # the busiest days, most events first
+
+
+def year_heatmap(period: CalendarPeriod, top: int = 10) -> YearHeatmap:
+    """The year view: counts per day laid out month by month, and the busiest days."""
+    year = period.anchor.year
+    by_day = {b.key: b for b in period.buckets}
+    totals, executed, scheduled = [], [], []
+    for month in range(1, 13):
+        length = _calendar.monthrange(year, month)[1]
+        row_t: list[int | None] = []
+        row_e: list[int | None] = []
+        row_s: list[int | None] = []
+        for day in range(1, 32):
+            if day > length:
+                row_t.append(None)
+                row_e.append(None)
+                row_s.append(None)
+                continue
+            b = by_day.get(f"{year:04d}-{month:02d}-{day:02d}")
+            row_t.append(b.total if b else 0)
+            row_e.append(b.executed if b else 0)
+            row_s.append(b.scheduled if b else 0)
+        totals.append(row_t)
+        executed.append(row_e)
+        scheduled.append(row_s)
+    ranked = sorted(period.buckets, key=lambda b: (-b.total, b.key))[:top]
+    return YearHeatmap(
+        months=[_calendar.month_abbr[m] for m in range(1, 13)], days=list(range(1, 32)),
+        totals=totals, executed=executed, scheduled=scheduled,
+        busiest=[(date.fromisoformat(b.key), b.total) for b in ranked],
+    )
 
 
 # --- one event in full --------------------------------------------------------------
@@ -478,4 +573,5 @@ __all__ = [
     "EventDetail", "UTC", "calendar_events", "calendar_period", "count_events", "event_counts",
     "event_detail", "event_time", "filter_conditions", "in_range", "local_bucket", "month_grid",
     "period_bounds", "period_days", "period_label", "shift_period", "week_start",
+    "DayCell", "YearHeatmap", "hour_grid", "month_cells", "year_heatmap",
 ]

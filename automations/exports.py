@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import IO, Any
@@ -28,7 +28,7 @@ from typing import IO, Any
 from sqlalchemy import and_, case, exists, func, literal, select
 from sqlalchemy.orm import Session
 
-from automations.calendar_events import CalendarFilter, event_time, filter_conditions, in_range
+from automations.calendar_events import CalendarFilter, as_list, event_time, filter_conditions, in_range
 from automations.config import get_settings
 from automations.errors import ValidationError
 from automations.models import (
@@ -86,8 +86,8 @@ class ExportFilter:
 
     start: datetime | None = None
     end: datetime | None = None
-    status: str | None = None
-    message_type: str | None = None
+    status: str | Sequence[str] | None = None  # one value or several
+    message_type: str | Sequence[str] | None = None
     campaign_id: int | None = None
     template_id: int | None = None
     contact_id: int | None = None
@@ -178,18 +178,18 @@ def _campaigns(session: Session, f: ExportFilter, tz: tzinfo) -> Iterator[Iterab
     conditions = []
     if window := _range(f):
         conditions += [AutomationCampaign.start_at >= window[0], AutomationCampaign.start_at < window[1]]
-    if f.status:
-        conditions.append(AutomationCampaign.status == f.status)
+    if statuses := as_list(f.status):
+        conditions.append(AutomationCampaign.status.in_(statuses))
     if f.campaign_id:
         conditions.append(AutomationCampaign.id == f.campaign_id)
     if f.template_id:
         conditions.append(AutomationCampaign.template_id == f.template_id)
     if f.contact_id:
         conditions.append(AutomationCampaign.contact_id == f.contact_id)
-    if f.message_type:
+    if types := as_list(f.message_type):
         conditions.append(exists().where(and_(
             AutomationStep.campaign_id == AutomationCampaign.id,
-            AutomationStep.message_type == f.message_type)))
+            AutomationStep.message_type.in_(types))))
     query = (
         select(
             AutomationCampaign.id, AutomationCampaign.name, AutomationCampaign.status,
@@ -260,8 +260,8 @@ def _followups(session: Session, f: ExportFilter, tz: tzinfo) -> Iterator[Iterab
     conditions = []
     if window := _range(f):
         conditions += [ScheduledFollowUp.due_at >= window[0], ScheduledFollowUp.due_at < window[1]]
-    if f.status:
-        conditions.append(ScheduledFollowUp.status == f.status)
+    if statuses := as_list(f.status):
+        conditions.append(ScheduledFollowUp.status.in_(statuses))
     if f.contact_id:
         conditions.append(ScheduledFollowUp.contact_id == f.contact_id)
     if f.campaign_id:

@@ -18,14 +18,15 @@ Definitions:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from automations.calendar_events import CalendarFilter, filter_conditions, in_range, local_bucket
+from automations.calendar_events import CalendarFilter, as_list, filter_conditions, in_range, local_bucket
 from automations.models import (
     AutomationCampaign,
     AutomationStep,
@@ -52,7 +53,7 @@ class StatsFilter:
     start: datetime | None = None
     end: datetime | None = None
     template_id: int | None = None
-    message_type: str | None = None
+    message_type: str | Sequence[str] | None = None  # one type or several
 
     @property
     def bounded(self) -> bool:
@@ -80,12 +81,11 @@ def _campaign_conditions(filters: StatsFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if filters.template_id:
         conditions.append(AutomationCampaign.template_id == filters.template_id)
-    if filters.message_type:
+    if types := as_list(filters.message_type):
+        # An alias, so the subquery also works inside queries that read the steps.
+        other = aliased(AutomationStep)
         conditions.append(
-            exists().where(
-                and_(AutomationStep.campaign_id == AutomationCampaign.id,
-                     AutomationStep.message_type == filters.message_type)
-            )
+            exists().where(and_(other.campaign_id == AutomationCampaign.id, other.message_type.in_(types)))
         )
     if filters.bounded:
         start, end = filters.range()

@@ -198,3 +198,27 @@ def test_range_query_uses_the_time_indexes(sqlite_db, pg_db):
         ).all()
     pg_plan = "\n".join(str(r) for r in rows)
     assert "ix_automation_steps_executed_at" in pg_plan and "ix_automation_steps_scheduled_at" in pg_plan
+
+
+def test_shapes_the_page_draws(sqlite_db):
+    from automations.calendar_events import hour_grid, month_cells, year_heatmap
+
+    build_known(sqlite_db)
+    with sqlite_db.read_session() as s:
+        month = calendar_period(s, "month", date(2026, 3, 1), UTC)
+        busy_week = calendar_period(s, "week", date(2026, 3, 2), UTC, threshold=0)
+        year = calendar_period(s, "year", date(2026, 3, 1), UTC)
+    cells = month_cells(month)
+    first_week = cells[0]
+    assert first_week[0].day == date(2026, 2, 23) and not first_week[0].in_month
+    assert first_week[6].summary.total == 1  # Sunday 1 March: C3
+    monday = cells[1][0]
+    assert monday.day == date(2026, 3, 2) and monday.summary.total == 2
+    assert [e.title for e in monday.summary.first] == ["B1", "A1"]
+    grid = hour_grid(busy_week)
+    assert len(grid) == 24 and grid[9]["Mon 02"] == 2 and grid[9]["Tue 03"] == 2 and grid[8]["Mon 02"] == 0
+    heat = year_heatmap(year)
+    assert heat.months[2] == "Mar" and heat.totals[2][1] == 2  # 2 March
+    assert heat.totals[1][29] is None  # no 30 February
+    assert heat.executed[2][1] == 2 and heat.scheduled[2][10] == 1  # A4 pending on 11 March
+    assert heat.busiest[0] == (date(2026, 3, 2), 2)

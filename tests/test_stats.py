@@ -91,3 +91,13 @@ def test_stats_rows_flatten_every_figure(db):
     assert table[("status_by_message_type", "sms.failed")] == 1
     assert table[("rates", "success_rate")] == pytest.approx(0.8)
     assert table[("followups", "overdue")] == 1
+
+
+def test_chart_series_with_a_message_type_filter(db):
+    built = build_known(db)
+    with db.read_session() as s:
+        charts = chart_series(s, StatsFilter(start=T0 - 2 * D, end=T0 + 10 * D, message_type=("sms",),
+                                             template_id=built.template_id), UTC)
+    assert charts.executions_per_day == [{"day": "2026-03-03", "message_type": "sms", "count": 1}]
+    # Alpha is the only template campaign with an SMS step; every one of its steps is counted.
+    assert [(f["position"], f["reached"]) for f in charts.template_funnel] == [(1, 1), (2, 1), (3, 1), (4, 0)]
