@@ -248,7 +248,12 @@ def chart_series(
     return ChartSeries(
         executions_per_day=[{"day": d, "message_type": k, "count": n}
                             for (d, k), n in sorted(executions.items())],
-        outcomes_per_day=[{"day": d, "outcome": o, "count": n} for (d, o), n in sorted(outcomes.items())],
+        # Every outcome on every day that had executions, zeros included, so lines
+        # do not join distant days.
+        outcomes_per_day=[
+            {"day": d, "outcome": o, "count": outcomes.get((d, o), 0)}
+            for d in sorted({d for d, _ in outcomes}) for o in ("success", "failure", "skipped")
+        ],
         status_by_type=[{"message_type": k, "status": s, "count": int(n)} for k, s, n in matrix],
         template_funnel=template_funnel(session, filters),
         busiest_hours=[{"hour": h, "count": int(hours.get(f"{h:02d}", 0))} for h in range(24)],

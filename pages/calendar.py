@@ -33,7 +33,7 @@ from automations.timeutil import utcnow
 from pages.common import badge, db_url, fmt, get_db, page_title, settings, type_label
 
 TYPE_COLOURS = {"email": "#2563eb", "sms": "#16a34a", "task": "#d97706", "webhook": "#7c3aed"}
-STATUS_MARKS = {"pending": "⏳", "running": "▶", "sent": "✓", "done": "✓", "failed": "✗",
+STATUS_MARKS = {"pending": "○", "running": "▸", "sent": "✓", "done": "✓", "failed": "✗",
                 "skipped": "↷", "canceled": "⊘"}
 MESSAGE_TYPES = ["email", "sms", "task", "webhook"]
 STATUSES = ["pending", "running", "sent", "done", "failed", "skipped", "canceled"]
@@ -154,14 +154,14 @@ def _fullcalendar(period: CalendarPeriod, view: str) -> None:
         colour = TYPE_COLOURS.get(e.message_type, "#6b7280")
         events.append({
             "id": str(e.id), "title": _title(e), "start": local.isoformat(),
-            "end": (local + timedelta(minutes=30)).isoformat(),
+            "end": (local + timedelta(minutes=45)).isoformat(),
             "backgroundColor": colour, "borderColor": "#dc2626" if e.status == "failed" else colour,
             "classNames": [f"status-{e.status}"],
         })
     options = {
         "initialView": "timeGridWeek" if view == "week" else "dayGridMonth",
         "initialDate": period.anchor.isoformat(), "headerToolbar": False, "timeZone": "UTC",
-        "firstDay": 1, "height": 680, "dayMaxEvents": 4, "allDaySlot": False,
+        "firstDay": 1, "height": 680 if view == "week" else "auto", "dayMaxEvents": 4, "allDaySlot": False,
         "scrollTime": "07:00:00", "eventTimeFormat": {"hour": "2-digit", "minute": "2-digit", "hour12": False},
     }
     css = (".status-canceled, .status-skipped {opacity: .55;}"
@@ -292,7 +292,7 @@ period = _period(db_url(), settings().timezone, view, anchor, astuple(filters))
 st.markdown(f"### {period_label(view, anchor)}")
 st.caption(f"{period.total} step(s) in this {view} · times in {settings().timezone} · "
            + " ".join(f"{type_label(k)}" for k in MESSAGE_TYPES)
-           + " · ✓ sent/done ✗ failed ↷ skipped ⏳ pending ⊘ canceled")
+           + " · ✓ sent/done ✗ failed ↷ skipped ○ pending ⊘ canceled")
 if period.total == 0:
     st.info("Nothing scheduled or executed in this period. Start a campaign on **New Campaign**, "
             "or move to another period.")

@@ -72,6 +72,8 @@ def test_chart_series(db):
     assert {"day": "2026-03-03", "outcome": "failure", "count": 1} in charts.outcomes_per_day
     assert {"day": "2026-03-03", "outcome": "skipped", "count": 1} in charts.outcomes_per_day
     assert {"day": "2026-03-02", "outcome": "success", "count": 2} in charts.outcomes_per_day
+    assert {"day": "2026-03-02", "outcome": "failure", "count": 0} in charts.outcomes_per_day
+    assert len(charts.outcomes_per_day) == 4 * 3  # four days with executions, three outcomes each
     hours = {h["hour"]: h["count"] for h in charts.busiest_hours}
     assert len(hours) == 24 and hours[9] == 6 and sum(hours.values()) == 6
     tokyo_hours = {h["hour"]: h["count"] for h in tokyo.busiest_hours}
