@@ -130,7 +130,7 @@ def steps_editor(prefix: str, errors: dict[str, str] | None = None) -> list[dict
 
 def _add_buttons(prefix: str, steps: list[dict[str, Any]]) -> None:
     """One button per message type: a step with sensible defaults, its fields open below."""
-    cols = st.columns([1, 1, 1, 1, 3])
+    cols = st.columns([1, 1, 1, 1.2, 2.5])
     for col, kind in zip(cols, MESSAGE_TYPES):
         if col.button(f"Add {type_label(kind)}", key=f"{prefix}_add_{kind}", icon=":material/add:",
                       help=f"Add a {type_label(kind)} step at the end"):

@@ -1,0 +1,119 @@
+"""The dashboard in a real browser: the New Campaign flow through the steps editor,
+a CSV import with bad rows, and a screenshot of every page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+from sqlalchemy import select
+
+from automations.db import Database
+from automations.models import AutomationCampaign, Contact
+from tests.browser.conftest import ROOT, SCREENSHOTS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PAGES = {
+    "": "Overview", "campaigns": "Campaigns", "new_campaign": "New Campaign",
+    "templates": "Templates", "followups": "Follow-ups", "contacts": "Contacts", "settings": "Settings",
+    # Pages that ship separately, shown when they are there.
+    "calendar": "Calendar", "statistics": "Statistics", "rules": "Rules",
+}
+
+
+def _ready(page: Page, title: str) -> None:
+    expect(page.get_by_role("heading", name=title).first).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    expect(page.locator('[data-testid="stStatusWidget"]')).to_have_count(0, timeout=20_000)
+
+
+def test_new_campaign_end_to_end(page: Page, dashboard: str, demo_database: Database) -> None:
+    with demo_database.read_session() as s:
+        contact = s.scalars(select(Contact).order_by(Contact.id)).first()
+        email, contact_id, first_name = contact.email, contact.id, contact.first_name
+    page.goto(f"{dashboard}/new_campaign")
+    _ready(page, "New Campaign")
+    page.get_by_label("Campaign name").fill("Browser welcome")
+    page.get_by_label("Find contact").fill(email)
+    page.get_by_label("Find contact").press("Enter")
+    page.get_by_role("combobox", name="Contact").click()
+    page.get_by_role("option", name=email).click()
+    page.get_by_role("combobox", name="Start from a template (optional)").click()
+    page.get_by_role("option", name="Lead Nurture").first.click()
+    expect(page.locator('[data-testid="stExpander"]', has_text="Welcome email")).to_have_count(1)
+
+    # Rename the first step in the data editor (a canvas: double-click the name cell).
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    grid.scroll_into_view_if_needed()
+    page.wait_for_timeout(1000)  # the grid draws itself after the rerun
+    box = grid.bounding_box()
+    assert box is not None
+    page.mouse.dblclick(box["x"] + 200, box["y"] + 35 + 17)
+    page.wait_for_timeout(500)
+    page.keyboard.press("Control+a")
+    page.keyboard.type("Warm welcome")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(1000)
+    expect(page.locator('[data-testid="stExpander"]', has_text="Warm welcome")).to_have_count(1, timeout=15_000)
+
+    # Add an SMS step: only the text field applies to it.
+    page.get_by_role("button", name="Add SMS").click()
+    expect(page.locator('[data-testid="stExpander"]', has_text="SMS 2")).to_have_count(1)
+    expect(page.get_by_text("The preview appears once every step is complete.")).to_be_visible()
+    page.get_by_label("Text message").last.fill("See you soon, {{ contact.first_name }}!")
+    page.get_by_label("Text message").last.press("Control+Enter")
+    expect(page.get_by_text(f"content for {first_name}", exact=False)).to_be_visible()
+
+    page.screenshot(path=str(_shot("new_campaign_filled")), full_page=True)
+    page.get_by_role("button", name="Save and activate").click()
+    expect(page.get_by_text("1 campaign(s) created")).to_be_visible()
+    with demo_database.read_session() as s:
+        campaign = s.scalars(select(AutomationCampaign).where(AutomationCampaign.name == "Browser welcome")).one()
+        assert campaign.contact_id == contact_id and campaign.status == "active"
+        names = [step.name for step in campaign.steps]
+        assert names[0] == "Warm welcome" and names[-1] == "SMS 2" and len(names) == 7
+        assert campaign.steps[-1].body == "See you soon, {{ contact.first_name }}!"
+    assert first_name
+
+
+def test_contacts_import_reports_bad_rows(page: Page, dashboard: str, demo_database: Database, tmp_path: Path) -> None:
+    csv_file = tmp_path / "people.csv"
+    csv_file.write_text(
+        "first_name,last_name,email,phone\n"
+        "Imported,One,imported.one@example.com,+14155550199\n"
+        ",Nameless,nameless@example.com,\n"
+        "Imported,Two,not-an-email,\n"
+        "Imported,Three,,\n"
+    )
+    page.goto(f"{dashboard}/contacts")
+    _ready(page, "Contacts")
+    page.get_by_role("tab", name="Import CSV").click()
+    page.locator('input[type="file"]').set_input_files(str(csv_file))
+    expect(page.get_by_text("2 valid rows will be imported · 2 rows have problems")).to_be_visible()
+    page.screenshot(path=str(_shot("contacts_import_preview")), full_page=True)
+    page.get_by_role("button", name="Import 2 valid rows").click()
+    expect(page.get_by_text("Imported 2 contacts.")).to_be_visible()
+    with demo_database.read_session() as s:
+        imported = s.scalars(select(Contact.last_name).where(Contact.first_name == "Imported")).all()
+    assert sorted(imported) == ["One", "Three"]
+
+
+def _shot(name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS / f"{name}.png"
+
+
+def test_screenshot_of_every_page(page: Page, dashboard: str) -> None:
+    """Written to test-artifacts/screenshots/ for a person to look at."""
+    shown = []
+    for path, title in PAGES.items():
+        if path in ("calendar", "statistics", "rules") and not (ROOT / "pages" / f"{path}.py").exists():
+            continue
+        page.goto(f"{dashboard}/{path}")
+        _ready(page, title)
+        expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+        page.screenshot(path=str(_shot(path or "overview")), full_page=True)
+        shown.append(title)
+    assert {"Overview", "Campaigns", "New Campaign", "Contacts"} <= set(shown)
