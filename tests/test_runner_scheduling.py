@@ -182,3 +182,23 @@ def test_once_executes_due_steps_and_exits_zero(tmp_path: Path, sqlite_db: Datab
     assert [s.status for s in steps] == ["done", "sent"]
     assert f"step {steps[1].id} (email" in done.stderr and "tick: 2 step(s)" in done.stderr
     assert "secret body text" not in done.stderr  # message bodies are never logged
+
+
+def test_heartbeat_counts_steps_and_keeps_the_last_error(sqlite_db: Database) -> None:
+    contact = add_contact(sqlite_db, NOW)
+    add_campaign(sqlite_db, contact, [task("a"), task("b")], start_at=NOW, now=NOW)
+    r = runner(sqlite_db, runner_id="box:2")
+
+    def broken(_now: object) -> None:
+        raise RuntimeError("rules table unavailable")
+
+    r.tick_jobs.append(("broken", broken))
+    summary = r.tick(NOW)  # a failing job is logged and the tick goes on
+    r.tick(NOW + timedelta(seconds=5))
+    r.close()
+    assert summary.executed == 2 and summary.errors
+    with sqlite_db.read_session() as s:
+        [status] = runner_statuses(s, NOW + timedelta(seconds=6))
+    assert status.steps_done == 2
+    assert "rules table unavailable" in (status.last_error or "")
+    assert status.last_tick_at == NOW + timedelta(seconds=5)
