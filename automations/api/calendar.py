@@ -22,18 +22,18 @@ MAX_RANGE = timedelta(days=400)
 
 class CalendarEventOut(BaseModel):
     id: int = Field(description="The step's id.")
-    campaign_id: int
-    campaign_name: str
-    contact_id: int
-    contact_name: str
-    message_type: MessageType
+    campaign_id: int = Field(description="The step's campaign.")
+    campaign_name: str = Field(description="Its name.")
+    contact_id: int = Field(description="The campaign's contact.")
+    contact_name: str = Field(description="Their full name.")
+    message_type: MessageType = Field(description="email, sms, task or webhook.")
     title: str = Field(description="The step's name.")
-    status: StepStatus
+    status: StepStatus = Field(description="The step's status.")
     start: Timestamp = Field(description="When the step ran, or its planned time while it has not.")
 
 
 class CalendarPage(BaseModel):
-    items: list[CalendarEventOut]
+    items: list[CalendarEventOut] = Field(description="Events in time order.")
     total: int = Field(description="Events in the range (all pages).")
 
 

@@ -209,112 +209,120 @@ class ValidationProblem(Problem):
     )
 
 
+def doc(text: str) -> Any:
+    """A required response field with its description in the OpenAPI document."""
+    return Field(description=text)
+
+
+ITEMS_TOTAL = "Rows matching the filters, all pages together."
+
+
 class TemplateStepOut(BaseModel):
-    position: int = Field(description="0-based order.")
-    name: str
-    message_type: MessageType
-    delay_days: int
-    delay_hours: int
-    subject: str = Field(description="Email subject or task title.")
-    body: str = Field(description="Email/SMS text or task notes.")
-    webhook_url: str | None
-    webhook_payload: dict[str, Any] | None
+    position: int = doc("0-based order in the template or campaign.")
+    name: str = doc("What the step is.")
+    message_type: MessageType = doc("Channel: email, sms, task or webhook.")
+    delay_days: int = doc("Days after the previous step (the start, for the first).")
+    delay_hours: int = doc("Hours added to delay_days.")
+    subject: str = doc("Email subject or task title (a Jinja2 template).")
+    body: str = doc("Email/SMS text or task notes (a Jinja2 template).")
+    webhook_url: str | None = doc("Where a webhook step POSTs.")
+    webhook_payload: dict[str, Any] | None = doc("Extra JSON sent with a webhook step.")
 
 
 class CampaignStepOut(TemplateStepOut):
-    id: int
-    status: StepStatus = Field(description="pending, running, sent, done, failed, skipped or canceled.")
-    scheduled_at: Timestamp = Field(description="Planned time (moves with late steps and pauses).")
-    executed_at: Timestamp | None = Field(description="When the step finished.")
-    attempts: int = Field(description="Attempts made so far.")
-    last_error: str | None = Field(description="Error of the last failed attempt, or why it was skipped.")
-    result: dict[str, Any] | None = Field(description="The channel's result (message id, HTTP status...).")
+    id: int = doc("Step id (also the calendar event's id).")
+    status: StepStatus = doc("pending, running, sent, done, failed, skipped or canceled.")
+    scheduled_at: Timestamp = doc("Planned time (moves with late steps and pauses).")
+    executed_at: Timestamp | None = doc("When the step finished.")
+    attempts: int = doc("Attempts made so far.")
+    last_error: str | None = doc("Error of the last failed attempt, or why it was skipped.")
+    result: dict[str, Any] | None = doc("The channel's result (message id, HTTP status...).")
 
 
 class AttemptOut(BaseModel):
-    attempt_no: int = Field(description="1 for the first attempt.")
-    runner_id: str | None = Field(description="The runner that made it.")
-    started_at: Timestamp
-    finished_at: Timestamp | None
-    outcome: str = Field(description="sent, done, retry, failed or skipped.")
-    detail: str | None = Field(description="Error or reason.")
-    result: dict[str, Any] | None = Field(description="The channel's result.")
+    attempt_no: int = doc("1 for the first attempt.")
+    runner_id: str | None = doc("The runner that made it.")
+    started_at: Timestamp = doc("When the attempt began.")
+    finished_at: Timestamp | None = doc("When it ended.")
+    outcome: str = doc("sent, done, retry, failed or skipped.")
+    detail: str | None = doc("Error or reason.")
+    result: dict[str, Any] | None = doc("The channel's result.")
 
 
 class AttemptPage(BaseModel):
-    items: list[AttemptOut]
-    total: int
+    items: list[AttemptOut] = doc("The attempts, oldest first.")
+    total: int = doc("How many attempts.")
 
 
 class TemplateOut(BaseModel):
-    id: int
-    name: str
-    category: TemplateCategory
-    description: str
-    is_system: bool = Field(description="System templates are read-only; clone them to change them.")
-    step_count: int
-    duration_hours: float = Field(description="Sum of the steps' delays, in hours.")
-    message_types: list[MessageType] = Field(description="Channels used, in order of first use.")
-    campaigns: int = Field(description="Campaigns made from this template.")
+    id: int = doc("Template id.")
+    name: str = doc("Unique name.")
+    category: TemplateCategory = doc("nurture, onboarding, engagement, re-engagement, launch or custom.")
+    description: str = doc("Free text.")
+    is_system: bool = doc("System templates are read-only; clone them to change them.")
+    step_count: int = doc("Number of steps.")
+    duration_hours: float = doc("Sum of the steps' delays, in hours.")
+    message_types: list[MessageType] = doc("Channels used, in order of first use.")
+    campaigns: int = doc("Campaigns made from this template.")
 
 
 class TemplateDetail(TemplateOut):
-    steps: list[TemplateStepOut]
+    steps: list[TemplateStepOut] = doc("The steps, in order.")
 
 
 class TemplatePage(BaseModel):
-    items: list[TemplateOut]
-    total: int
+    items: list[TemplateOut] = doc("System templates first, then by name.")
+    total: int = doc(ITEMS_TOTAL)
 
 
 class CampaignOut(BaseModel):
-    id: int
-    name: str
-    status: CampaignStatus
-    contact_id: int
-    contact_name: str
-    template_id: int | None
-    template_name: str | None
-    progress: float = Field(description="Finished steps / all steps, from 0 to 1.")
-    steps_finished: int = Field(description="Steps sent, done, failed or skipped.")
-    steps_total: int
-    next_step_name: str | None
-    next_step_type: MessageType | None
-    next_step_at: Timestamp | None
-    start_at: Timestamp
-    created_at: Timestamp
+    id: int = doc("Campaign id.")
+    name: str = doc("Campaign name.")
+    status: CampaignStatus = doc("active, paused, completed or canceled.")
+    contact_id: int = doc("The contact it is applied to.")
+    contact_name: str = doc("That contact's full name.")
+    template_id: int | None = doc("The template it was made from.")
+    template_name: str | None = doc("That template's name.")
+    progress: float = doc("Finished steps / all steps, from 0 to 1.")
+    steps_finished: int = doc("Steps sent, done, failed or skipped.")
+    steps_total: int = doc("All steps.")
+    next_step_name: str | None = doc("The next step to run (pending or running).")
+    next_step_type: MessageType | None = doc("Its channel.")
+    next_step_at: Timestamp | None = doc("Its planned time.")
+    start_at: Timestamp = doc("When the first step's delay started counting.")
+    created_at: Timestamp = doc("When the campaign was created.")
 
 
 class CampaignDetail(CampaignOut):
-    updated_at: Timestamp
-    paused_at: Timestamp | None
-    completed_at: Timestamp | None
-    canceled_at: Timestamp | None
-    steps: list[CampaignStepOut]
+    updated_at: Timestamp = doc("Last change.")
+    paused_at: Timestamp | None = doc("When it was paused (while paused).")
+    completed_at: Timestamp | None = doc("When its last step finished.")
+    canceled_at: Timestamp | None = doc("When it was canceled.")
+    steps: list[CampaignStepOut] = doc("Every step, in order, with its execution state.")
 
 
 class CampaignPage(BaseModel):
-    items: list[CampaignOut]
-    total: int
+    items: list[CampaignOut] = doc("Newest first.")
+    total: int = doc(ITEMS_TOTAL)
 
 
 class ContactOut(BaseModel):
-    id: int
-    first_name: str
-    last_name: str
-    full_name: str
-    email: str | None
-    phone: str | None
-    company: str
-    timezone: str
-    tags: list[str]
-    custom_fields: dict[str, Any]
-    email_opt_out: bool
-    sms_opt_out: bool
-    created_at: Timestamp
-    updated_at: Timestamp
+    id: int = doc("Contact id.")
+    first_name: str = doc("First name.")
+    last_name: str = doc("Last name.")
+    full_name: str = doc("First and last name.")
+    email: str | None = doc("Email address (normalised).")
+    phone: str | None = doc("Phone number, E.164.")
+    company: str = doc("Company.")
+    timezone: str = doc("IANA timezone.")
+    tags: list[str] = doc("Tags, lower-case, sorted.")
+    custom_fields: dict[str, Any] = doc("Free-form fields.")
+    email_opt_out: bool = doc("Gets no email.")
+    sms_opt_out: bool = doc("Gets no SMS.")
+    created_at: Timestamp = doc("When the contact was created.")
+    updated_at: Timestamp = doc("Last change.")
 
 
 class ContactPage(BaseModel):
-    items: list[ContactOut]
-    total: int
+    items: list[ContactOut] = doc("By last name, first name.")
+    total: int = doc(ITEMS_TOTAL)

@@ -31,17 +31,17 @@ class FollowUpCounts(BaseModel):
 
 
 class StatsOut(BaseModel):
-    generated_at: Timestamp
+    generated_at: Timestamp = Field(description="When the figures were counted.")
     campaigns_by_status: dict[str, int] = Field(description="active, paused, completed, canceled.")
-    campaigns_total: int
+    campaigns_total: int = Field(description="All campaigns counted.")
     steps_by_status: dict[str, int] = Field(description="pending, running, sent, done, failed, skipped, canceled.")
     steps_by_message_type: dict[str, int] = Field(description="email, sms, task, webhook.")
     status_by_message_type: dict[str, dict[str, int]] = Field(description="Step counts per type, then per status.")
-    steps_total: int
+    steps_total: int = Field(description="All steps counted.")
     success_rate: float | None = Field(description="(sent + done) / (sent + done + failed); null when none ran.")
     completion_rate: float | None = Field(description="completed / (completed + canceled) campaigns; null when none ended.")
-    lag_seconds: LagOut
-    followups: FollowUpCounts
+    lag_seconds: LagOut = Field(description="How late steps ran.")
+    followups: FollowUpCounts = Field(description="Follow-up tasks.")
 
 
 @router.get("/", response_model=StatsOut, summary="Key figures")
