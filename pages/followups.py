@@ -13,7 +13,7 @@ from automations.followups import FollowUpCounts, day_bounds
 from automations.timeutil import as_utc, utcnow
 from pages.common import action, db_url, field_error, fmt, get_db, now_minute, settings, page_title
 
-SHOWN = 25  # per group; the totals say how many more there are
+SHOWN = 12  # per group; the totals say how many more there are
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -45,23 +45,22 @@ def _contact_choices(url: str, text: str) -> dict[int, str]:
         return {c.id: f"{c.full_name} · {c.email or c.phone or ''} (#{c.id})" for c in found}
 
 
-def _row(item: dict[str, object]) -> None:
+def _row(item: dict[str, object], snooze_days: int) -> None:
     fid = int(item["id"])  # type: ignore[arg-type]
     c1, c2, c3, c4, c5 = st.columns([4, 2, 1, 1, 1])
     origin = f" · from “{item['campaign']}”" if item["campaign"] else ""
     c1.markdown(f"**{item['title']}**  \n{item['contact']}{origin}")
     c2.write(fmt(item["due_at"]))  # type: ignore[arg-type]
-    if c3.button("Done", icon=":material/check:", key=f"fu_done_{fid}"):
+    if c3.button("Done", key=f"fu_done_{fid}", icon=":material/check:"):
         with action("Follow-up done"):
             with get_db().session() as s:
                 service.complete_followup(s, fid)
-    with c4.popover("Snooze", icon=":material/snooze:"):
-        days = st.selectbox("For", [1, 2, 3, 7, 14], format_func=lambda d: f"{d} day(s)", key=f"fu_sd_{fid}")
-        if st.button("Snooze", key=f"fu_snooze_{fid}"):
-            with action(f"Snoozed for {days} day(s)"):
-                with get_db().session() as s:
-                    service.snooze_followup(s, fid, utcnow() + timedelta(days=days))
-    if c5.button("Cancel", icon=":material/close:", key=f"fu_cancel_{fid}"):
+    if c4.button("Snooze", key=f"fu_snooze_{fid}", icon=":material/snooze:",
+                 help=f"Move it {snooze_days} day(s) from now"):
+        with action(f"Snoozed for {snooze_days} day(s)"):
+            with get_db().session() as s:
+                service.snooze_followup(s, fid, utcnow() + timedelta(days=snooze_days))
+    if c5.button("Cancel", key=f"fu_cancel_{fid}", icon=":material/close:"):
         with action("Follow-up canceled"):
             with get_db().session() as s:
                 service.cancel_followup(s, fid)
@@ -100,6 +99,9 @@ m2.metric("Due today", f"{counts.due_today:,}")
 m3.metric("Pending in all", f"{counts.pending:,}")
 with st.expander(":material/add: Add a follow-up by hand", expanded=False):
     _add_form()
+snooze_days = st.segmented_control("Snooze moves a follow-up by", [1, 2, 3, 7, 14], default=1,
+                                   format_func=lambda d: f"{d} day{'s' if d > 1 else ''}",
+                                   key="fu_snooze_days") or 1
 groups = _groups(db_url(), now)
 if not counts.pending:
     st.info("Nothing to follow up. Task steps of campaigns, rules, or the form above add follow-ups here.",
@@ -109,6 +111,6 @@ for label, (items, total) in groups.items():
         continue
     st.subheader(f"{label} ({total:,})")
     for item in items:
-        _row(item)
+        _row(item, snooze_days)
     if total > len(items):
         st.caption(f"Showing the first {len(items)} of {total:,}.")

@@ -204,6 +204,14 @@ def test_followup_marked_done_and_added_by_hand(demo_db: Database, open_page: Op
     with demo_db.read_session() as s:
         assert s.get(ScheduledFollowUp, followup_id).status == "done"
     assert "Follow-up done" in texts(at)
+    snooze = next(b for b in at.button if b.key and b.key.startswith("fu_snooze_"))
+    snoozed_id = int(snooze.key.rsplit("_", 1)[1])
+    with demo_db.read_session() as s:
+        before = s.get(ScheduledFollowUp, snoozed_id).due_at
+    snooze.click().run()
+    with demo_db.read_session() as s:
+        after = s.get(ScheduledFollowUp, snoozed_id).due_at
+    assert after > before and "Snoozed for 1 day(s)" in texts(at)
 
 
 def test_contact_added_and_refused_deletion_with_active_campaigns(demo_db: Database, open_page: Open) -> None:
