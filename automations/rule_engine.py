@@ -316,6 +316,11 @@ def apply_due_executions(session: Session, *, now: datetime, runner_id: str, bat
         .with_for_update(skip_locked=True)
     ))
     contacts = _lock_contacts(session, {e.contact_id for e in executions})
+    # Load the batch's rules and events at once (later lookups hit the identity map).
+    list(session.scalars(select(FollowUpRule).where(FollowUpRule.id.in_({e.rule_id for e in executions}))))
+    event_ids = {e.event_id for e in executions if e.event_id is not None}
+    if event_ids:
+        list(session.scalars(select(ContactEvent).where(ContactEvent.id.in_(event_ids))))
     for execution in executions:
         rule = session.get(FollowUpRule, execution.rule_id)
         contact = contacts.get(execution.contact_id)
