@@ -19,6 +19,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from sqlalchemy import String, cast, exists, literal, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from automations.campaigns import OPEN_CAMPAIGN_STATUSES, cancel_campaign, create_campaign
@@ -330,10 +331,14 @@ def apply_due_executions(session: Session, *, now: datetime, runner_id: str, bat
         try:
             with session.begin_nested():
                 _apply(session, execution, rule, contact, now)
-        except (DomainError, ValueError) as exc:
-            # The savepoint undid the half-done action; keep a readable reason.
-            log.warning("rule %s for contact %s skipped: %s", rule.id, contact.id, exc)
-            _finish(execution, SKIPPED, now, f"could not apply: {exc}")
+        except SQLAlchemyError:
+            raise  # the database's trouble: the whole batch is retried on the next tick
+        except Exception as exc:  # noqa: BLE001 - e.g. a title that cannot render for this contact
+            # The savepoint undid the half-done action. Recording the reason (rather
+            # than failing the batch) keeps one bad execution from blocking the others.
+            log.warning("rule %s for contact %s skipped: %s: %s", rule.id, contact.id, type(exc).__name__, exc)
+            reason = str(exc) if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
+            _finish(execution, SKIPPED, now, f"could not apply: {reason}")
         execution.claim_token = runner_id[:64]
     session.flush()
     return len(executions)

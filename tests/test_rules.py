@@ -343,3 +343,16 @@ def test_inbound_event_validation(sqlite_db: Database) -> None:
     with pytest.raises(ValidationError) as caught, sqlite_db.session() as s:
         rules.post_inbound_event(s, ann, "big", {"x": "y" * 30_000}, now=NOW)
     assert "payload" in caught.value.errors
+
+
+def test_a_title_that_cannot_render_for_a_contact_is_skipped_and_others_go_on(db: Database) -> None:
+    rule_id = make_rule(db, trigger="contact_created",
+                        action_config={"title": "Call {{ contact.company.upper() }}"})
+    without = make_contact(db)
+    with_company = make_contact(db, first_name="Bob", email="bob@example.com", company="Acme")
+    run(db, NOW)
+    assert followups_of(db, without) == []
+    assert [f.title for f in followups_of(db, with_company)] == ["Call ACME"]
+    statuses = {e.contact_id: (e.status, e.detail or "") for e in executions(db, rule_id)}
+    assert statuses[without][0] == "skipped" and "could not apply: UndefinedError" in statuses[without][1]
+    assert statuses[with_company][0] == "applied"
