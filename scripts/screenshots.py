@@ -1,0 +1,113 @@
+"""Regenerate the README's screenshots (docs/overview.png, docs/campaign_builder.png).
+
+    python scripts/screenshots.py [--out docs]
+
+Builds a demo database in a temporary folder, starts the dashboard on a free
+loopback port and photographs it with Debian's Chromium (/usr/bin/chromium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
+
+from automations import migrate  # noqa: E402
+from automations.config import Settings  # noqa: E402
+from automations.db import Database  # noqa: E402
+from automations.demo import fill_demo  # noqa: E402
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _settle(page: Page, heading: str) -> None:
+    page.get_by_role("heading", name=heading).first.wait_for()
+    page.wait_for_load_state("networkidle")
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=30_000)
+    page.wait_for_timeout(800)
+
+
+def _builder(page: Page, url: str, contact_email: str) -> None:
+    page.goto(f"{url}/new_campaign")
+    _settle(page, "New Campaign")
+    page.get_by_label("Campaign name").fill("Onboarding")
+    page.get_by_label("Find contact").fill(contact_email)
+    page.get_by_label("Find contact").press("Enter")
+    page.get_by_role("combobox", name="Contact").click()
+    page.get_by_role("option", name=contact_email).click()
+    page.get_by_role("combobox", name="Start from a template (optional)").click()
+    page.get_by_role("option", name="Customer Onboarding").first.click()
+    page.wait_for_timeout(1500)
+    _settle(page, "New Campaign")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        url_db = f"sqlite:///{tmp}/demo.db"
+        db = Database(url_db, settings=Settings(_env_file=None))
+        migrate.upgrade(db)
+        fill_demo(db, contacts=500, seed=7)
+        with db.read_session() as s:
+            from sqlalchemy import select
+
+            from automations.models import Contact
+
+            email = s.scalar(select(Contact.email).where(Contact.email.is_not(None)).order_by(Contact.id))
+        db.dispose()
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOMATIONS_")}
+        env.update(AUTOMATIONS_DATABASE_URL=url_db, AUTOMATIONS_OUTBOX_DIR=f"{tmp}/outbox")
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true",
+             "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(150):
+                try:
+                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+                page = browser.new_page(viewport={"width": 1440, "height": 1000})
+                page.goto(url)
+                _settle(page, "Overview")
+                page.screenshot(path=str(args.out / "overview.png"))
+                page.set_viewport_size({"width": 1440, "height": 1900})
+                _builder(page, url, email)
+                page.screenshot(path=str(args.out / "campaign_builder.png"))
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    print(f"wrote {args.out / 'overview.png'} and {args.out / 'campaign_builder.png'}")
+
+
+if __name__ == "__main__":
+    main()
