@@ -81,7 +81,7 @@ def _list(filters: CampaignFilter) -> int | None:
              contact="contact_name", template=lambda r: r.template_name or "—",
              next_step=lambda r: f"{type_label(r.next_step_type)} {r.next_step_name}" if r.next_step_name else "—",
              next_at=lambda r: fmt(r.next_step_at)),
-        hide_index=True, width="stretch",
+        hide_index=True, width="stretch", height=min(38 + 35 * len(found), 600),
         column_config={
             "id": st.column_config.NumberColumn("#", width="small"),
             "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1, format="percent"),

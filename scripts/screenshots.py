@@ -42,6 +42,7 @@ def _settle(page: Page, heading: str) -> None:
     page.get_by_role("heading", name=heading).first.wait_for()
     page.wait_for_load_state("networkidle")
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=30_000)
+    page.locator('[data-testid="stSkeleton"]').first.wait_for(state="detached", timeout=30_000)
     page.wait_for_timeout(800)
 
 

@@ -27,6 +27,8 @@ def _ready(page: Page, title: str) -> None:
     expect(page.get_by_role("heading", name=title).first).to_be_visible()
     page.wait_for_load_state("networkidle")
     expect(page.locator('[data-testid="stStatusWidget"]')).to_have_count(0, timeout=20_000)
+    expect(page.locator('[data-testid="stSkeleton"]')).to_have_count(0, timeout=20_000)
+    page.wait_for_timeout(700)  # let the grids draw before a screenshot
 
 
 def test_new_campaign_end_to_end(page: Page, dashboard: str, demo_database: Database) -> None:
