@@ -285,3 +285,28 @@ def test_a_page_opened_directly_still_asks_for_the_password(app_db: Database, mo
     at.switch_page("pages/contacts.py").run()
     assert not at.dataframe and "Lovelace" not in texts(at)
     assert [t.label for t in at.text_input] == ["Password"]
+
+
+def test_campaign_pending_steps_edited_and_saved_as_template(demo_db: Database, open_page: Open) -> None:
+    with demo_db.read_session() as s:
+        campaign_id, contact_id = s.execute(
+            select(AutomationCampaign.id, AutomationCampaign.contact_id)
+            .where(AutomationCampaign.status == "active").limit(1)).one()
+        pending = _count(demo_db, AutomationStep, AutomationStep.campaign_id == campaign_id,
+                         AutomationStep.status == "pending")
+    at = open_page("pages/campaigns.py")
+    at.session_state["camp_contact"] = contact_id
+    at.run()
+    _open_campaign(at, campaign_id)
+    at.button(key="camp_edit").click().run()
+    assert "Edit pending steps" in texts(at)
+    at.button(key="edit_add_task").click().run()
+    title_key = sorted(t.key for t in at.text_input if t.key.startswith("edit_s") and t.key.endswith("_subject"))[-1]
+    at.text_input(key=title_key).input("Extra call").run()
+    at.button(key="camp_edit_save").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert _count(demo_db, AutomationStep, AutomationStep.campaign_id == campaign_id,
+                  AutomationStep.status == "pending") == pending + 1
+    at.button(key="camp_as_template").click().run()
+    at.button[[b.label for b in at.button].index("Save template")].click().run()
+    assert _count(demo_db, AutomationTemplate, AutomationTemplate.is_system.is_(False)) == 1
