@@ -93,8 +93,11 @@ def _precheck(job: Job) -> Delivery | None:
     elif job.message_type not in ("task", "webhook"):
         return Delivery(FAILED, f"unknown message type {job.message_type!r}")
     try:
-        job.subject = _render(job.subject_source, job)
-        job.body = _render(job.body_source, job)
+        # Only what the channel sends: SMS has no subject, a webhook neither.
+        if job.message_type in ("email", "task"):
+            job.subject = _render(job.subject_source, job)
+        if job.message_type != "webhook":
+            job.body = _render(job.body_source, job)
     except Exception as exc:  # a template that cannot render fails only its step
         return Delivery(FAILED, f"cannot personalise the message: {type(exc).__name__}: {exc}")
     return None

@@ -7,7 +7,6 @@ Each channel is one small class with `send_many(jobs) -> list[Delivery]`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 
 from automations.channels.base import (

@@ -3,7 +3,6 @@ and the private-network guard (every spelling of a private target is refused).""
 
 from __future__ import annotations
 
-import json
 import random
 import socket
 from datetime import timedelta
@@ -17,7 +16,6 @@ from automations.db import Database
 from automations.engine import Runner
 from automations.netguard import resolve_and_check
 from tests.channels.support import (
-    HttpSink,
     Reply,
     add_campaign,
     add_contact,
