@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
+from sqlalchemy.orm import Session
 
 from automations import templates
 from automations.api.deps import Context, Limit, Offset, reject_nul
@@ -22,7 +23,6 @@ from automations.api.schemas import (
 )
 from automations.models import AutomationTemplate
 from automations.templates import TemplateSummary
-from sqlalchemy.orm import Session
 
 router = APIRouter(prefix="/api/automation/templates", tags=["templates"])
 
