@@ -123,7 +123,7 @@ def drain_with_runners(db: Database, tmp_path: Path, runners: int, webhooks: int
 
 @pytest.mark.slow
 def test_four_runners_on_postgresql_execute_every_step_once(pg_db: Database, tmp_path: Path) -> None:
-    drain_with_runners(pg_db, tmp_path, runners=4, webhooks=1500, tasks=1500)
+    drain_with_runners(pg_db, tmp_path, runners=4, webhooks=1000, tasks=1000)
 
 
 @pytest.mark.slow
