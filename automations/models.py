@@ -302,6 +302,12 @@ class AutomationStep(StepContent, Base):
         Index(None, "status", "due_at"),
         Index(None, "scheduled_at"),
         Index(None, "executed_at"),
+        # Covering indexes: the calendar and statistics count a period's steps by
+        # type and status from these alone, without reading the rows (migration 0002).
+        Index("ix_automation_steps_executed_at_message_type",
+              "executed_at", "message_type", "status", "scheduled_at", "campaign_id"),
+        Index("ix_automation_steps_scheduled_at_executed_at",
+              "scheduled_at", "executed_at", "message_type", "status", "campaign_id"),
     )
 
 

@@ -26,7 +26,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
-from automations.calendar_events import CalendarFilter, as_list, filter_conditions, in_range, local_bucket
+from automations.calendar_events import (
+    CalendarFilter,
+    as_list,
+    filter_conditions,
+    in_range,
+    local_bucket,
+    steps_in_range,
+)
 from automations.models import (
     AutomationCampaign,
     AutomationStep,
@@ -93,6 +100,31 @@ def _campaign_conditions(filters: StatsFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
+def _type_status_counts(session: Session, filters: StatsFilter) -> list[tuple[str, str, int]]:
+    """Steps counted by message type and status (index-only when the range is set)."""
+    if filters.bounded:
+        steps = steps_in_range([AutomationStep.message_type, AutomationStep.status],
+                               *filters.range(), filters.calendar_filter())
+        query = select(steps.c.message_type, steps.c.status, func.count()).group_by(
+            steps.c.message_type, steps.c.status)
+    else:
+        query = _step_query(
+            [AutomationStep.message_type, AutomationStep.status, func.count()], filters
+        ).group_by(AutomationStep.message_type, AutomationStep.status)
+    return [(k, st, int(n)) for k, st, n in session.execute(query.order_by(None))]
+
+
+def _executed_query(columns: list[Any], filters: StatsFilter) -> Any:
+    """SELECT columns over the executed steps whose execution is in the range."""
+    unbounded = StatsFilter(None, None, filters.template_id, filters.message_type)
+    query = _step_query(columns, unbounded).where(
+        AutomationStep.executed_at.is_not(None), AutomationStep.status.in_(EXECUTED))
+    if filters.bounded:
+        start, end = filters.range()
+        query = query.where(AutomationStep.executed_at >= start, AutomationStep.executed_at < end)
+    return query
+
+
 def _lag_seconds(session: Session) -> ColumnElement[float]:
     if session.get_bind().dialect.name == "postgresql":
         return func.extract("epoch", AutomationStep.executed_at - AutomationStep.scheduled_at)
@@ -102,20 +134,15 @@ def _lag_seconds(session: Session) -> ColumnElement[float]:
 def _lag(session: Session, filters: StatsFilter) -> tuple[float | None, float | None, int]:
     """Average and p95 scheduling lag (seconds) of executed steps, and how many."""
     lag = _lag_seconds(session)
-    executed = [AutomationStep.executed_at.is_not(None), AutomationStep.status.in_(EXECUTED)]
-    count, average = session.execute(
-        _step_query([func.count(), func.avg(lag)], filters).where(*executed)
-    ).one()
+    count, average = session.execute(_executed_query([func.count(), func.avg(lag)], filters)).one()
     if not count:
         return None, None, 0
     if session.get_bind().dialect.name == "postgresql":
-        p95 = session.scalar(
-            _step_query([func.percentile_disc(0.95).within_group(lag)], filters).where(*executed)
-        )
+        p95 = session.scalar(_executed_query([func.percentile_disc(0.95).within_group(lag)], filters))
     else:
         # Nearest rank: the ceil(0.95 n)-th smallest lag.
         p95 = session.scalar(
-            _step_query([lag], filters).where(*executed).order_by(lag)
+            _executed_query([lag], filters).order_by(lag)
             .limit(1).offset(max(math.ceil(0.95 * count) - 1, 0))
         )
     return float(average), float(p95), int(count)
@@ -145,10 +172,7 @@ def automation_stats(
     by_status = {s.value: 0 for s in StepStatus}
     by_type = {t.value: 0 for t in MessageType}
     matrix: dict[str, dict[str, int]] = {t.value: {} for t in MessageType}
-    for kind, status, count in session.execute(
-        _step_query([AutomationStep.message_type, AutomationStep.status, func.count()], filters)
-        .group_by(AutomationStep.message_type, AutomationStep.status)
-    ):
+    for kind, status, count in _type_status_counts(session, filters):
         by_status[status] = by_status.get(status, 0) + int(count)
         by_type[kind] = by_type.get(kind, 0) + int(count)
         matrix.setdefault(kind, {})[status] = int(count)
@@ -239,11 +263,7 @@ def chart_series(
         ).all()
     )
 
-    matrix = session.execute(
-        _step_query([AutomationStep.message_type, AutomationStep.status, func.count()], filters)
-        .group_by(AutomationStep.message_type, AutomationStep.status)
-        .order_by(AutomationStep.message_type, AutomationStep.status)
-    ).all()
+    matrix = sorted(_type_status_counts(session, filters))
 
     return ChartSeries(
         executions_per_day=[{"day": d, "message_type": k, "count": n}
