@@ -408,26 +408,38 @@ def event_counts(
         summary.by_type[kind] = summary.by_type.get(kind, 0) + count
         summary.by_status[status] = summary.by_status.get(status, 0) + count
     if sample > 0 and buckets:
-        # Rank ids within each bucket from the indexes alone, then read only the
-        # few rows that are shown.
-        ids = steps_in_range([AutomationStep.id.label("id")], start, end, filters)
-        id_key = local_bucket(session, ids.c.t, tz, start, end, bucket)
-        ranked = select(
-            ids.c.id, id_key.label("bucket"),
-            func.row_number().over(partition_by=id_key, order_by=(ids.c.t, ids.c.id)).label("rank"),
-        ).subquery()
+        for summary in buckets.values():
+            summary.first = _first_events(session, summary.key, tz, filters, sample)
+    return [buckets[k] for k in sorted(buckets)]
+
+
+def _bucket_bounds(key: str, tz: tzinfo) -> tuple[datetime, datetime]:
+    """The UTC range of a bucket key: a local day "2026-03-02" or hour "2026-03-02 14"."""
+    if len(key) == 10:
+        day = date.fromisoformat(key)
+        return local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz)
+    start = datetime.strptime(key, "%Y-%m-%d %H").replace(tzinfo=tz)
+    return as_utc(start), as_utc(start) + timedelta(hours=1)
+
+
+def _first_events(
+    session: Session, key: str, tz: tzinfo, filters: CalendarFilter | None, sample: int
+) -> list[CalendarEvent]:
+    """The first `sample` events of one bucket: each range half read in index order
+    with a LIMIT, so a day of thousands of events costs two tiny queries."""
+    start, end = _bucket_bounds(key, tz)
+    found: list[CalendarEvent] = []
+    for branch, order in zip(range_branches(start, end),
+                             (AutomationStep.executed_at, AutomationStep.scheduled_at)):
         rows = session.execute(
-            select(*_event_columns(), ranked.c.bucket)
-            .select_from(AutomationStep)
-            .join(ranked, ranked.c.id == AutomationStep.id)
+            select(*_event_columns())
             .join(AutomationCampaign, AutomationCampaign.id == AutomationStep.campaign_id)
             .join(Contact, Contact.id == AutomationCampaign.contact_id)
-            .where(ranked.c.rank <= sample)
-            .order_by(ranked.c.bucket, event_time(), AutomationStep.id)
+            .where(branch, *filter_conditions(filters))
+            .order_by(order, AutomationStep.id).limit(sample)
         ).all()
-        for row in rows:
-            buckets[row.bucket].first.append(_event(row))
-    return [buckets[k] for k in sorted(buckets)]
+        found += [_event(row) for row in rows]
+    return sorted(found, key=lambda e: (e.start, e.id))[:sample]
 
 
 @dataclass(frozen=True)
@@ -456,7 +468,8 @@ def calendar_period(
     sample: int = SAMPLE_PER_BUCKET,
 ) -> CalendarPeriod:
     """The week, month or year holding `anchor`: every event when there are at most
-    `threshold`, otherwise counts per day (per hour for a week) with the first few.
+    `threshold`, otherwise counts per day (per hour for a week), a month's with the
+    first few events of each day.
 
     A year view is always counted per day (it is drawn as a heatmap)."""
     start, end = period_bounds(view, anchor, tz)
@@ -465,8 +478,10 @@ def calendar_period(
         return CalendarPeriod(view, anchor, start, end, total, False,
                               calendar_events(session, start, end, filters), [], tz)
     bucket: Bucket = "hour" if view == "week" else "day"
+    # Only a busy month names its first events per day; a busy week is drawn as
+    # an hour-by-day heatmap and a year as a day heatmap, counts only.
     summaries = event_counts(
-        session, start, end, tz, filters, bucket=bucket, sample=0 if view == "year" else sample
+        session, start, end, tz, filters, bucket=bucket, sample=sample if view == "month" else 0
     )
     return CalendarPeriod(view, anchor, start, end, total, True, [], summaries, tz)
 
