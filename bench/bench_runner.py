@@ -77,9 +77,25 @@ class Sinks:
         self.process.wait()
 
 
+CREATED_SCHEMAS: list[str] = []
+
+
+def drop_schemas(url: str | None) -> None:
+    """Remove the PostgreSQL schemas this run created."""
+    if not url or not CREATED_SCHEMAS:
+        return
+    admin = Database(url, settings=Settings(_env_file=None))
+    with admin.engine.connect() as conn:
+        for schema in CREATED_SCHEMAS:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        conn.commit()
+    admin.dispose()
+
+
 def fresh_database(url: str | None, folder: Path) -> Database:
     if url and url.startswith("postgresql"):
         schema = f"bench_{uuid.uuid4().hex[:8]}"
+        CREATED_SCHEMAS.append(schema)
         admin = Database(url, settings=Settings(_env_file=None))
         with admin.engine.connect() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
@@ -385,6 +401,7 @@ def main() -> None:
         finally:
             if sinks is not None:
                 sinks.close()
+            drop_schemas(args.database_url)
     print(f"bench process peak RSS {peak_rss_mb():.0f} MB")
 
 
