@@ -47,7 +47,7 @@ def _contact_choices(url: str, text: str) -> dict[int, str]:
 
 def _row(item: dict[str, object], snooze_days: int) -> None:
     fid = int(item["id"])  # type: ignore[arg-type]
-    c1, c2, c3, c4, c5 = st.columns([4, 2, 1, 1, 1])
+    c1, c2, c3, c4, c5 = st.columns([3.5, 1.6, 1, 1.25, 1.1])
     origin = f" · from “{item['campaign']}”" if item["campaign"] else ""
     c1.markdown(f"**{item['title']}**  \n{item['contact']}{origin}")
     c2.write(fmt(item["due_at"]))  # type: ignore[arg-type]
