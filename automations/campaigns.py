@@ -13,6 +13,7 @@ from sqlalchemy import Select, and_, case, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from automations.config import get_settings
+from automations.contacts import contact_matches, like_pattern
 from automations.content import render
 from automations.errors import Conflict, NotFound, ValidationError
 from automations.models import (
@@ -398,21 +399,12 @@ def _filtered(query: Select[Any], filters: CampaignFilter) -> Select[Any]:
                 )
             )
         )
-    text = filters.search.strip().lower()
+    text = filters.search.strip()
     if text:
-        pattern = f"%{text}%"
         query = query.where(
             or_(
-                func.lower(AutomationCampaign.name).like(pattern),
-                AutomationCampaign.contact_id.in_(
-                    select(Contact.id).where(
-                        or_(
-                            func.lower(Contact.first_name).like(pattern),
-                            func.lower(Contact.last_name).like(pattern),
-                            func.lower(Contact.email).like(pattern),
-                        )
-                    )
-                ),
+                func.lower(AutomationCampaign.name).like(like_pattern(text), escape="\\"),
+                AutomationCampaign.contact_id.in_(select(Contact.id).where(contact_matches(text, company=False))),
             )
         )
     return query

@@ -38,6 +38,10 @@ def register(subparsers: Any) -> None:
 
         db = open_database(args)
         started = time.perf_counter()
+        # A fresh database is prepared first, so `demo` works as a first command.
+        migrate.upgrade(db, "head")
+        with db.session() as session:
+            seed_system_templates(session)
         summary = fill_demo(db, contacts=args.contacts, seed=args.seed, force=args.force)
         print(f"{summary} in {time.perf_counter() - started:.1f} s")
         return 0
@@ -56,7 +60,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("setup", help="migrate, then seed the system templates")
     p.set_defaults(handler=cmd_setup)
 
-    p = subparsers.add_parser("demo", help="fill an empty database with demo data")
+    p = subparsers.add_parser("demo", help="prepare the database (migrate, system templates) and fill it with demo data")
     p.add_argument("--contacts", type=int, default=200, help="number of contacts (default 200)")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     p.add_argument("--force", action="store_true", help="add demo data even if the database has contacts")

@@ -176,19 +176,30 @@ class ContactFilter:
     tag: str | None = None
 
 
+def like_pattern(text: str) -> str:
+    """A LIKE pattern that finds `text` anywhere, lower-cased, with `%`, `_` and `\\` taken literally."""
+    escaped = text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def contact_matches(text: str, *, company: bool = True) -> Any:
+    """Condition: a contact's name (first, last, or "first last"), email, company or phone holds `text`."""
+    pattern = like_pattern(text)
+    full_name = func.lower(Contact.first_name + " " + func.coalesce(Contact.last_name, ""))
+    conditions = [
+        full_name.like(pattern, escape="\\"),
+        func.lower(Contact.email).like(pattern, escape="\\"),
+        Contact.phone.like(pattern, escape="\\"),
+    ]
+    if company:
+        conditions.append(func.lower(Contact.company).like(pattern, escape="\\"))
+    return or_(*conditions)
+
+
 def _filtered(query: Select[Any], filters: ContactFilter) -> Select[Any]:
     text = filters.search.strip()
     if text:
-        pattern = f"%{text.lower()}%"
-        query = query.where(
-            or_(
-                func.lower(Contact.first_name).like(pattern),
-                func.lower(Contact.last_name).like(pattern),
-                func.lower(Contact.email).like(pattern),
-                func.lower(Contact.company).like(pattern),
-                Contact.phone.like(f"%{text}%"),
-            )
-        )
+        query = query.where(contact_matches(text))
     if filters.tag:
         query = query.where(
             Contact.id.in_(select(ContactTag.contact_id).where(ContactTag.tag == filters.tag.lower()))

@@ -264,6 +264,7 @@ class AutomationCampaign(Base):
         Index(None, "contact_id", "status"),
         Index(None, "template_id", "status"),
         Index(None, "status", "created_at"),
+        Index(None, "created_at"),
     )
 
 

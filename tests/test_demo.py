@@ -51,3 +51,29 @@ def test_the_database_takes_new_rows_after_the_demo(db):
             "name": "After demo", "contact_id": contacts.create_contact(s, {"first_name": "New"}).id,
             "steps": [{"name": "Call", "message_type": "task", "subject": "Call"}]}, now=NOW)
     assert campaign.id > 5 and campaign.steps[0].id > 5
+
+
+def test_demo_command_prepares_a_new_database(tmp_path):
+    """`python -m automations demo` as the very first command: migrated, seeded, filled."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_migrations import REPO
+
+    url = f"sqlite:///{tmp_path}/new.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "automations", "demo", "--contacts", "20"], cwd=REPO,
+        env={**os.environ, "AUTOMATIONS_DATABASE_URL": url}, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    from automations.config import Settings
+    from automations.db import Database
+    from automations.models import AutomationTemplate
+
+    db = Database(url, settings=Settings(_env_file=None))
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(AutomationCampaign)) > 0
+        assert s.scalar(select(func.count()).select_from(AutomationTemplate)
+                        .where(AutomationTemplate.system_key.is_not(None))) == 6
+    db.dispose()

@@ -139,3 +139,21 @@ def test_followups_done_snoozed_canceled_and_counted(db, people):
         with db.session() as s:
             followups.create_followup(s, {"contact_id": 12345, "title": "", "due_at": NOW})
     assert "title" in caught.value.errors
+
+
+def test_search_finds_a_contact_and_their_campaigns_by_full_name(db):
+    with db.session() as s:
+        ada = contacts.create_contact(s, {"first_name": "Ada", "last_name": "Lovelace",
+                                          "email": "countess@example.com"}, now=NOW).id
+        contacts.create_contact(s, {"first_name": "Ada", "last_name": "Byron_"}, now=NOW)
+        campaigns.create_campaign(s, {"name": "Engines", "contact_id": ada, "steps": [
+            {"name": "Hello", "message_type": "task", "subject": "Call", "delay_days": 1}]}, now=NOW)
+    with db.read_session() as s:
+        found, total = contacts.search_contacts(s, contacts.ContactFilter(search="ada lovelace"))
+        assert total == 1 and found[0].id == ada
+        # `_` and `%` are taken literally, not as wildcards.
+        assert contacts.search_contacts(s, contacts.ContactFilter(search="Byron_"))[1] == 1
+        assert contacts.search_contacts(s, contacts.ContactFilter(search="Lovelac_"))[1] == 0
+        assert contacts.search_contacts(s, contacts.ContactFilter(search="%"))[1] == 0
+        rows, total = campaigns.list_campaigns(s, campaigns.CampaignFilter(search="Ada Lovelace"))
+        assert total == 1 and [c.name for c in rows] == ["Engines"]

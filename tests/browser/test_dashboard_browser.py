@@ -31,6 +31,12 @@ def _ready(page: Page, title: str) -> None:
     page.wait_for_timeout(700)  # let the grids draw before a screenshot
 
 
+def _settled(page: Page) -> None:
+    """Wait until the app has finished its rerun (no running indicator), then a moment for the grid to draw."""
+    expect(page.locator('[data-testid="stStatusWidget"]')).to_have_count(0, timeout=20_000)
+    page.wait_for_timeout(800)
+
+
 def test_new_campaign_end_to_end(page: Page, dashboard: str, demo_database: Database) -> None:
     with demo_database.read_session() as s:
         contact = s.scalars(select(Contact).order_by(Contact.id)).first()
@@ -46,22 +52,27 @@ def test_new_campaign_end_to_end(page: Page, dashboard: str, demo_database: Data
     page.get_by_role("option", name="Lead Nurture").first.click()
     expect(page.locator('[data-testid="stExpander"]', has_text="Welcome email")).to_have_count(1)
 
-    # Rename the first step in the data editor (a canvas: double-click the name cell).
-    # The grid redraws after each rerun, so a click that lands mid-redraw is retried.
+    # Rename the first step in the data editor (a canvas: double-click the name cell,
+    # then type into the cell editor it opens). The grid redraws after each rerun, so a
+    # double-click that lands mid-redraw opens no editor and is tried again.
     renamed = page.locator('[data-testid="stExpander"]', has_text="Warm welcome")
-    for _ in range(3):
+    cell_editor = page.locator("textarea.gdg-input")
+    for _ in range(5):
         grid = page.locator('[data-testid="stDataFrame"]').first
         grid.scroll_into_view_if_needed()
-        page.wait_for_timeout(1000)
+        _settled(page)
         box = grid.bounding_box()
         assert box is not None
         page.mouse.dblclick(box["x"] + 200, box["y"] + 35 + 17)
-        page.wait_for_timeout(500)
-        page.keyboard.press("Control+a")
-        page.keyboard.type("Warm welcome")
-        page.keyboard.press("Enter")
         try:
-            expect(renamed).to_have_count(1, timeout=8_000)
+            expect(cell_editor).to_be_visible(timeout=5_000)
+        except AssertionError:
+            page.keyboard.press("Escape")
+            continue
+        cell_editor.fill("Warm welcome")
+        cell_editor.press("Enter")
+        try:
+            expect(renamed).to_have_count(1, timeout=15_000)
             break
         except AssertionError:
             page.keyboard.press("Escape")
