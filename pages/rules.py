@@ -11,7 +11,7 @@ from automations.models import RuleAction, RuleTrigger
 from automations.rules import ACTION_LABELS, TRIGGER_LABELS, HistoryRow, RuleView
 from automations.templates import list_templates
 from automations.timeutil import utcnow
-from pages.common import action, db_url, field_error, fmt, get_db, rows, show_flash, status_label
+from pages.common import action, db_url, field_error, fmt, get_db, page_title, rows, status_label
 
 HISTORY_PAGE = 50
 ERRORS = "rules_errors"
@@ -147,8 +147,7 @@ def _save(key: str, rule_id: int | None, data: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    show_flash()
-    st.title("⚙️ Follow-up rules")
+    page_title(":material/rule: Follow-up rules")
     st.caption("When something happens to a contact, after a delay, create a follow-up task or start a "
                "campaign. The runner applies each rule once per event, on its next tick.")
     url = db_url()

@@ -274,7 +274,9 @@ def test_login_gate_asks_for_the_password(app_db: Database, monkeypatch: pytest.
     assert any("Overview" in t.value for t in at.title)
 
 
-def test_a_page_opened_directly_still_asks_for_the_password(app_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("page", ["contacts", "campaigns", "calendar", "statistics", "rules", "settings"])
+def test_a_page_opened_directly_still_asks_for_the_password(
+        app_db: Database, monkeypatch: pytest.MonkeyPatch, page: str) -> None:
     from automations.config import get_settings
     from tests.pages.conftest import ROOT
 
@@ -282,7 +284,7 @@ def test_a_page_opened_directly_still_asks_for_the_password(app_db: Database, mo
     monkeypatch.setenv("AUTOMATIONS_UI_PASSWORD", "s3cret")
     get_settings.cache_clear()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
-    at.switch_page("pages/contacts.py").run()
+    at.switch_page(f"pages/{page}.py").run()
     assert not at.dataframe and "Lovelace" not in texts(at)
     assert [t.label for t in at.text_input] == ["Password"]
 
