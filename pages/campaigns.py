@@ -77,14 +77,14 @@ def _list(filters: CampaignFilter) -> int | None:
     st.caption(f"{total:,} campaigns · page {page_no} of {pages:,}")
     st.dataframe(
         rows(found, id="id", campaign="name", status=lambda r: status_label(r.status),
-             progress="progress", steps=lambda r: f"{r.steps_finished}/{r.steps_total}",
+             progress=lambda r: round(r.progress * 100), steps=lambda r: f"{r.steps_finished}/{r.steps_total}",
              contact="contact_name", template=lambda r: r.template_name or "—",
              next_step=lambda r: f"{type_label(r.next_step_type)} {r.next_step_name}" if r.next_step_name else "—",
              next_at=lambda r: fmt(r.next_step_at)),
         hide_index=True, width="stretch", height=min(38 + 35 * len(found), 600),
         column_config={
             "id": st.column_config.NumberColumn("#", width="small"),
-            "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1, format="percent"),
+            "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=100, format="%.0f%%"),
             "next_at": st.column_config.TextColumn("next step at"),
             "next_step": st.column_config.TextColumn("next step"),
         },

@@ -37,7 +37,7 @@ def _history(url: str, rule_id: int | None, offset: int) -> tuple[list[HistoryRo
 
 def _rule_table(views: list[RuleView]) -> None:
     st.dataframe(
-        rows(views, rule="name", active=lambda r: "✅" if r.is_active else "⏸️ disabled",
+        rows(views, rule="name", active=lambda r: "yes" if r.is_active else "disabled",
              when="description", delay="delay", conditions="conditions", re_enrolment="reenrolment",
              applied="applied", pending="pending", skipped="skipped"),
         hide_index=True, width="stretch",
@@ -160,7 +160,7 @@ def main() -> None:
         st.info("No rules yet. Create one below, for example: when the tag `trial` is added, "
                 "start Customer Onboarding.")
 
-    with st.expander("➕ New rule", expanded=not views):
+    with st.expander("New rule", icon=":material/add_circle:", expanded=not views):
         data = _rule_form("new", {}, templates)
         if st.button("Create rule", type="primary", key="new_save"):
             _save("new", None, data)
