@@ -281,7 +281,7 @@ def _download(period: CalendarPeriod, filters: CalendarFilter) -> None:
 
 # --- page -------------------------------------------------------------------------
 
-page_title("📅 Calendar")
+page_title(":material/calendar_month: Calendar")
 _init_state()
 _navigation()
 filters = _filters()

@@ -178,7 +178,7 @@ def _exports(filters: StatsFilter) -> None:
                                width="stretch")
 
 
-page_title("📊 Statistics")
+page_title(":material/bar_chart: Statistics")
 filters = _filters()
 stats = _figures(db_url(), now_minute(), filters)
 if stats["steps_total"] == 0 and stats["campaigns_total"] == 0:
