@@ -10,6 +10,7 @@ the first run and the median and worst of the following runs.
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import sys
 import time
@@ -24,6 +25,10 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from automations.db import Database  # noqa: E402
 from automations.models import AutomationCampaign, AutomationStep, Contact  # noqa: E402
+
+# AppTest runs outside a server; Streamlit's warnings about that are noise here.
+for _name in ("streamlit.runtime.caching.cache_data_api", "streamlit.runtime.scriptrunner_utils.script_run_context"):
+    logging.getLogger(_name).addFilter(lambda record: record.levelno >= logging.ERROR)
 
 PAGES = ["overview", "campaigns", "new_campaign", "templates", "followups", "contacts", "settings",
          "calendar", "statistics", "rules"]
