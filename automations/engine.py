@@ -18,8 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import schedule
 
@@ -33,9 +32,6 @@ from automations.heartbeat import beat, default_runner_id
 from automations.recording import BACKOFF_BASE, Recorded, Result, record_results
 from automations.rule_engine import process_all_rules
 from automations.timeutil import as_utc, utcnow
-
-if TYPE_CHECKING:
-    from jinja2 import Template
 
 log = logging.getLogger("automations.runner")
 
@@ -63,19 +59,10 @@ class TickSummary:
             self.executed += 1
 
 
-@lru_cache(maxsize=2048)
-def _compiled(source: str) -> Template:
-    # `content.render` compiles on every call (milliseconds); a batch repeats the
-    # same few sources, so compile each once, in the very same sandbox.
-    return content._env.from_string(source)
-
-
 def _render(source: str, job: Job) -> str:
     """`content.render` for a job whose contact context is already built."""
-    if not source or "{" not in source:
-        return source
-    return _compiled(source).render(contact=job.contact, campaign={"name": job.campaign_name},
-                                    step={"name": job.name})
+    return content.render_for_context(source, job.contact, campaign_name=job.campaign_name,
+                                      step_name=job.name)
 
 
 def _precheck(job: Job) -> Delivery | None:
