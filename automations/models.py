@@ -265,6 +265,9 @@ class AutomationCampaign(Base):
         Index(None, "template_id", "status"),
         Index(None, "status", "created_at"),
         Index(None, "created_at"),
+        # Statistics count the campaigns started in a range by status (and template)
+        # from this index alone (migration 0004).
+        Index(None, "start_at", "template_id", "status"),
     )
 
 
@@ -309,6 +312,9 @@ class AutomationStep(StepContent, Base):
               "executed_at", "message_type", "status", "scheduled_at", "campaign_id"),
         Index("ix_automation_steps_scheduled_at_executed_at",
               "scheduled_at", "executed_at", "message_type", "status", "campaign_id"),
+        # The statistics' template funnel: which steps of a range's campaigns ran,
+        # without reading the step rows (migration 0004).
+        Index(None, "campaign_id", "position", "status"),
     )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from typing import Any
 
-import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from automations.calendar_events import local_midnight
@@ -29,15 +31,12 @@ def _templates(url: str) -> dict[int, str]:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _figures(url: str, now: datetime, filters: StatsFilter) -> dict[str, object]:
+def _figures_and_charts(url: str, tz_name: str, now: datetime,
+                        filters: StatsFilter) -> tuple[dict[str, Any], ChartSeries]:
+    # One read for both: the status chart reuses the figures' step counts.
     with get_db().read_session() as s:
-        return automation_stats(s, now, filters)
-
-
-@st.cache_data(ttl=30, show_spinner=False)
-def _charts(url: str, tz_name: str, filters: StatsFilter) -> ChartSeries:
-    with get_db().read_session() as s:
-        return chart_series(s, filters, settings().tz)
+        figures = automation_stats(s, now, filters)
+        return figures, chart_series(s, filters, settings().tz, figures=figures)
 
 
 def _filters() -> StatsFilter:
@@ -110,23 +109,49 @@ def _kpis(stats: dict) -> None:
     row[4].metric("Overdue follow-ups", f"{stats['followups']['overdue']:,}")
 
 
+def _traces(
+    rows: list[dict[str, Any]], x: str, y: str, by: str, colours: dict[str, str] | None = None,
+    kind: type[go.Bar] | type[go.Scatter] = go.Bar,
+    per_trace: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
+) -> list[go.Bar | go.Scatter]:
+    """One trace per value of `by`, in order of first appearance.
+
+    Built with graph_objects rather than plotly express, which spends about 0.1 s
+    per figure preparing its data: a fifth of the page's time budget."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(str(row[by]), []).append(row)
+    traces = []
+    for name, members in groups.items():
+        colour = (colours or {}).get(name)
+        style = {"marker_color": colour} if kind is go.Bar else {"line_color": colour, "mode": "lines+markers"}
+        traces.append(kind(x=[r[x] for r in members], y=[r[y] for r in members], name=name,
+                           **style, **(per_trace(members) if per_trace else {})))
+    return traces
+
+
+def _figure(traces: list[Any], height: int = 340, legend: str | None = None, **layout: Any) -> go.Figure:
+    figure = go.Figure(traces)
+    figure.update_layout(height=height, margin={"t": 10}, legend_title_text=legend, **layout)
+    return figure
+
+
 def _charts_section(charts: ChartSeries) -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("Executions per day")
         if charts.executions_per_day:
-            figure = px.bar(charts.executions_per_day, x="day", y="count", color="message_type",
-                            color_discrete_map=TYPE_COLOURS, labels={"message_type": "type"})
-            figure.update_layout(barmode="stack", height=340, margin={"t": 10})
+            figure = _figure(_traces(charts.executions_per_day, "day", "count", "message_type", TYPE_COLOURS),
+                             legend="type", barmode="stack", xaxis_title="day", yaxis_title="count")
             st.plotly_chart(figure, key="st_exec_per_day")
         else:
             st.caption("No step ran in this range.")
     with right:
         st.subheader("Success and failure over time")
         if charts.outcomes_per_day:
-            figure = px.line(charts.outcomes_per_day, x="day", y="count", color="outcome",
-                             color_discrete_map=OUTCOME_COLOURS, markers=True)
-            figure.update_layout(height=340, margin={"t": 10})
+            figure = _figure(_traces(charts.outcomes_per_day, "day", "count", "outcome", OUTCOME_COLOURS,
+                                     kind=go.Scatter),
+                             legend="outcome", xaxis_title="day", yaxis_title="count")
             st.plotly_chart(figure, key="st_outcomes")
         else:
             st.caption("No step ran in this range.")
@@ -134,26 +159,31 @@ def _charts_section(charts: ChartSeries) -> None:
     with left:
         st.subheader("Status by message type")
         if charts.status_by_type:
-            figure = px.bar(charts.status_by_type, x="message_type", y="count", color="status",
-                            color_discrete_map=STATUS_COLOURS, labels={"message_type": "type"})
-            figure.update_layout(barmode="stack", height=340, margin={"t": 10})
+            figure = _figure(_traces(charts.status_by_type, "message_type", "count", "status", STATUS_COLOURS),
+                             legend="status", barmode="stack", xaxis_title="type", yaxis_title="count")
             st.plotly_chart(figure, key="st_status_by_type")
         else:
             st.caption("No steps in this range.")
     with right:
         st.subheader("Busiest hours")
-        figure = px.bar(charts.busiest_hours, x="hour", y="count",
-                        labels={"hour": f"hour ({settings().timezone})", "count": "steps run"})
-        figure.update_layout(height=340, margin={"t": 10})
+        figure = _figure([go.Bar(x=[h["hour"] for h in charts.busiest_hours],
+                                 y=[h["count"] for h in charts.busiest_hours])],
+                         xaxis_title=f"hour ({settings().timezone})", yaxis_title="steps run")
         figure.update_xaxes(dtick=1)
         st.plotly_chart(figure, key="st_hours")
     st.subheader("Template funnel")
     st.caption("How many campaigns of each template reached each step (the step ran).")
     if charts.template_funnel:
-        figure = px.bar(charts.template_funnel, x="position", y="reached", color="template",
-                        barmode="group", hover_data=["step", "campaigns"],
-                        labels={"position": "step", "reached": "campaigns that reached it"})
-        figure.update_layout(height=360, margin={"t": 10})
+        traces = _traces(
+            charts.template_funnel, "position", "reached", "template",
+            per_trace=lambda rows: {
+                "customdata": [[r["step"], r["campaigns"]] for r in rows],
+                "hovertemplate": "step %{x}: %{customdata[0]}<br>reached by %{y} of "
+                                 "%{customdata[1]} campaigns<extra>%{fullData.name}</extra>",
+            },
+        )
+        figure = _figure(traces, height=360, legend="template", barmode="group",
+                         xaxis_title="step", yaxis_title="campaigns that reached it")
         figure.update_xaxes(dtick=1)
         st.plotly_chart(figure, key="st_funnel")
     else:
@@ -180,9 +210,9 @@ def _exports(filters: StatsFilter) -> None:
 
 page_title(":material/bar_chart: Statistics")
 filters = _filters()
-stats = _figures(db_url(), now_minute(), filters)
+stats, charts = _figures_and_charts(db_url(), settings().timezone, now_minute(), filters)
 if stats["steps_total"] == 0 and stats["campaigns_total"] == 0:
     st.info("No campaign activity in this range. Widen the dates, or start a campaign on **New Campaign**.")
 _kpis(stats)
-_charts_section(_charts(db_url(), settings().timezone, filters))
+_charts_section(charts)
 _exports(filters)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from calendar_data import T0, build_known
+from calendar_data import T0, add_campaign, add_contact, build_known
 
 from automations.stats import StatsFilter, automation_stats, chart_series, stats_rows
 from automations.timeutil import UTC
@@ -79,6 +79,9 @@ def test_chart_series(db):
     tokyo_hours = {h["hour"]: h["count"] for h in tokyo.busiest_hours}
     assert tokyo_hours[18] == 6  # 09:00 UTC is 18:00 in Tokyo
     assert {"message_type": "sms", "status": "failed", "count": 1} in charts.status_by_type
+    with db.read_session() as s:  # the status chart drawn from the page's figures is the same
+        window = StatsFilter(start=T0 - 2 * D, end=T0 + 10 * D)
+        assert chart_series(s, window, UTC, figures=automation_stats(s, T0, window)) == charts
     funnel = [(f["position"], f["campaigns"], f["reached"]) for f in only_template.template_funnel]
     assert funnel == [(1, 2, 2), (2, 2, 2), (3, 1, 1), (4, 1, 0)]
     assert {f["template"] for f in charts.template_funnel} == {"Welcome"}
@@ -103,3 +106,21 @@ def test_chart_series_with_a_message_type_filter(db):
     assert charts.executions_per_day == [{"day": "2026-03-03", "message_type": "sms", "count": 1}]
     # Alpha is the only template campaign with an SMS step; every one of its steps is counted.
     assert [(f["position"], f["reached"]) for f in charts.template_funnel] == [(1, 1), (2, 1), (3, 1), (4, 0)]
+
+
+def test_p95_lag_is_the_nearest_rank(db):
+    # 40 executed steps late by 1..40 s: the 95th percentile is the 38th smallest.
+    with db.session() as s:
+        who = add_contact(s, "Pat")
+        add_campaign(s, "Lags", who, [
+            {"at": T0 + timedelta(minutes=i), "status": "sent",
+             "executed_at": T0 + timedelta(minutes=i, seconds=40 - i)}
+            for i in range(40)
+        ])
+    with db.read_session() as s:
+        lag = automation_stats(s, T0)["lag_seconds"]
+        first_five = automation_stats(s, T0, StatsFilter(start=T0, end=T0 + timedelta(minutes=5)))
+    assert lag["executed"] == 40 and lag["p95"] == pytest.approx(38, abs=0.01)
+    assert lag["average"] == pytest.approx(20.5, abs=0.01)
+    # 40, 39, 38, 37, 36 s: ceil(0.95 * 5) = 5th smallest, the largest.
+    assert first_five["lag_seconds"]["p95"] == pytest.approx(40, abs=0.01)
