@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.common import ROUTED, settings
+from pages.common import settings
 
 HERE = Path(__file__).parent
 
@@ -60,5 +60,4 @@ def _pages() -> list[st.Page]:
 
 if _logged_in():
     navigation = st.navigation(_pages())
-    st.session_state[ROUTED] = True  # the page checks it ran through here
     navigation.run()

@@ -88,25 +88,29 @@ def show_flash() -> None:
         st.toast(message[0], icon=message[1])
 
 
-ROUTED = "_routed"
+SEEN = "_session_started"
 
 
 def _through_router() -> None:
-    """Make sure the login gate applies even when a page runs outside `app.py`.
+    """Make sure a visitor's pages run inside the router (`app.py`).
 
     Streamlit treats an app with a `pages/` folder as an old-style multipage app
-    until `st.navigation` has run once in the process (and `AppTest` always
-    does), and in that mode it runs a page file directly when its URL is opened
-    first. From then on the router is used; a visitor who has not signed in is
-    sent through it (to the password form) at once.
+    until `st.navigation` has run once in the process, and in that mode it runs a
+    page file directly when its URL is opened first (a bookmark, after a
+    restart). That first run is discarded and the page runs again through
+    `app.py`: with its navigation, its wide layout and, for a visitor who has not
+    signed in, the password form. (`AppTest` resets that mode before each run;
+    its later runs keep their widget events and only the login gate applies.)
     """
-    if st.session_state.get(ROUTED):
-        del st.session_state[ROUTED]
-        return
     from streamlit.runtime.pages_manager import PagesManager
 
+    first_run = not st.session_state.get(SEEN)
+    st.session_state[SEEN] = True
+    if not PagesManager.uses_pages_directory:
+        return
     PagesManager.uses_pages_directory = False
-    if get_settings().ui_password is not None and not st.session_state.get("authenticated"):
+    locked = get_settings().ui_password is not None and not st.session_state.get("authenticated")
+    if first_run or locked:
         st.rerun()
 
 

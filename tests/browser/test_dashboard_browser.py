@@ -137,3 +137,23 @@ def test_screenshot_of_every_page(page: Page, dashboard: str) -> None:
         page.screenshot(path=str(_shot(path or "overview")), full_page=True)
         shown.append(title)
     assert {"Overview", "Campaigns", "New Campaign", "Contacts"} <= set(shown)
+
+
+def test_a_bookmarked_page_opened_first_shows_the_app_navigation(
+        page: Page, demo_database: Database, tmp_path: Path) -> None:
+    """The first visit to a new server process by a page's URL (a bookmark) gets the
+    app's navigation and layout, never Streamlit's file list of `pages/`."""
+    from tests.browser.conftest import start_dashboard
+
+    process, url = start_dashboard(demo_database.url, tmp_path / "streamlit.log")
+    try:
+        page.goto(f"{url}/settings")
+        _ready(page, "Settings")
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        expect(nav.get_by_text("New Campaign", exact=True)).to_be_visible()
+        expect(nav.get_by_text("steps editor")).to_have_count(0)
+        expect(nav.get_by_text("common", exact=True)).to_have_count(0)
+        expect(page.get_by_text("Deploy", exact=True)).to_have_count(0)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
