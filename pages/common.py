@@ -66,7 +66,7 @@ def badge(status: str) -> str:
 
 
 def status_label(status: str) -> str:
-    """A status for a table cell (tables cannot show badges; detail views do)."""
+    """A status for a table cell (`rows` colours it like its badge)."""
     return status
 
 
@@ -153,12 +153,33 @@ def action(success: str, errors_key: str | None = None) -> Iterator[None]:
     st.rerun()
 
 
-def rows(items: list[Any], **columns: Any) -> list[dict[str, Any]]:
-    """Table rows for `st.dataframe`: each column is an attribute name or a function."""
+# Cell colours of a status in tables (background, text): the badges' colours.
+STATUS_CELL_COLOURS = {
+    "blue": ("#e8f0fe", "#1a56b3"), "orange": ("#fff2e0", "#a15c00"), "green": ("#e6f4ea", "#1e7b34"),
+    "gray": ("#f0f0f2", "#555a64"), "violet": ("#f1eafd", "#6b3fb3"), "red": ("#fde8e8", "#b42318"),
+}
+
+
+def _status_cell(value: Any) -> str:
+    colour = STATUS_COLOURS.get(value if isinstance(value, str) else "")
+    if colour is None:
+        return ""
+    background, text = STATUS_CELL_COLOURS[colour]
+    return f"background-color: {background}; color: {text}"
+
+
+def rows(items: list[Any], **columns: Any) -> Any:
+    """A table for `st.dataframe`: each column is an attribute name or a function.
+    A `status` column is coloured like the status badges."""
+    import pandas as pd
+
     table = []
     for item in items:
         row = {}
         for title, spec in columns.items():
             row[title] = spec(item) if callable(spec) else getattr(item, spec)
         table.append(row)
-    return table
+    frame = pd.DataFrame(table, columns=list(columns))
+    if "status" in columns and table:
+        return frame.style.map(_status_cell, subset=["status"])
+    return frame
