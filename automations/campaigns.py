@@ -485,7 +485,11 @@ def next_steps(
         select(AutomationStep.campaign_id, func.min(AutomationStep.position).label("position"))
         .where(
             AutomationStep.campaign_id.in_(list(campaign_ids)),
-            AutomationStep.status.in_((StepStatus.PENDING.value, StepStatus.RUNNING.value)),
+            # In a CASE, so that SQLite seeks the page's campaigns in the (campaign_id,
+            # position, status) index rather than reading every pending step of the
+            # (status, due_at) index: 0.1 ms instead of 0.2 s with 150,000 pending steps.
+            case((AutomationStep.status.in_((StepStatus.PENDING.value, StepStatus.RUNNING.value)), 1),
+                 else_=0) == 1,
         )
         .group_by(AutomationStep.campaign_id)
         .subquery()

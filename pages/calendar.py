@@ -203,6 +203,14 @@ def _week_grid(period: CalendarPeriod) -> None:
     figure.update_yaxes(autorange="reversed")
     figure.update_layout(height=620, margin={"t": 10, "b": 10})
     st.plotly_chart(figure, key="cal_week_heatmap")
+    if period.day_samples:
+        st.caption("The first steps of each day (choose one below to see its details).")
+        first = period.start.astimezone(settings().tz).date()
+        for column, offset in zip(st.columns(7, border=True), range(7)):
+            day = first + timedelta(days=offset)
+            lines = [f"**{day:%a %d}**"]
+            lines += [f"{fmt(e.start, '%H:%M')} {_title(e)}" for e in period.day_samples.get(f"{day:%Y-%m-%d}", [])]
+            column.markdown("  \n".join(lines))
 
 
 def _year(period: CalendarPeriod) -> None:
@@ -224,7 +232,8 @@ def _year(period: CalendarPeriod) -> None:
 
 
 def _event_list(period: CalendarPeriod) -> None:
-    listed = period.events or [e for b in period.buckets for e in b.first]
+    listed = period.events or [e for b in period.buckets for e in b.first] or [
+        e for day in sorted(period.day_samples) for e in period.day_samples[day]]
     if not listed:
         return
     options = {e.id: f"{fmt(e.start)} · {_title(e)} · {e.campaign_name}" for e in listed}

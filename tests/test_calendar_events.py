@@ -15,6 +15,7 @@ from automations.calendar_events import (
     calendar_events,
     calendar_period,
     count_events,
+    day_totals,
     event_counts,
     event_detail,
     in_range,
@@ -28,6 +29,7 @@ from automations.models import AutomationStep
 from automations.timeutil import UTC
 
 PARIS = ZoneInfo("Europe/Paris")
+D = timedelta(days=1)
 NEW_YORK = ZoneInfo("America/New_York")
 
 
@@ -120,6 +122,31 @@ def test_day_buckets_follow_daylight_saving_changes(db):
         hours = event_counts(s, start, end, NEW_YORK, bucket="hour")
     assert [(b.key, b.total) for b in days] == [("2026-03-07", 1), ("2026-03-08", 1), ("2026-03-09", 1)]
     assert [b.key for b in hours] == ["2026-03-07 23", "2026-03-08 23", "2026-03-09 00"]
+    with db.read_session() as s:  # the year view's day counts agree, across the change
+        year = calendar_period(s, "year", date(2026, 3, 15), NEW_YORK)
+    assert [(b.key, b.total, b.scheduled) for b in year.buckets] == [
+        ("2026-03-07", 1, 1), ("2026-03-08", 1, 1), ("2026-03-09", 1, 1)]
+
+
+def test_day_totals_count_executed_and_scheduled_steps_with_filters(db):
+    built = build_known(db)
+    with db.read_session() as s:
+        days = {b.key: b for b in day_totals(s, date(2026, 2, 1), date(2026, 4, 1), UTC)}
+        sms = day_totals(s, date(2026, 2, 1), date(2026, 4, 1), UTC, CalendarFilter(message_type="sms"))
+        welcome = day_totals(s, date(2026, 2, 1), date(2026, 4, 1), UTC,
+                             CalendarFilter(template_id=built.template_id))
+        counted = event_counts(s, T0 - 30 * D, T0 + 30 * D, UTC)
+    assert sorted(days) == ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04", "2026-03-05",
+                            "2026-03-06", "2026-03-11"]
+    # 3 March: A2 failed and B2 skipped (both executed); 5 March: C1 canceled (neither).
+    assert (days["2026-03-03"].total, days["2026-03-03"].executed, days["2026-03-03"].scheduled) == (2, 2, 0)
+    assert (days["2026-03-05"].total, days["2026-03-05"].executed, days["2026-03-05"].scheduled) == (1, 0, 0)
+    assert (days["2026-03-11"].total, days["2026-03-11"].scheduled) == (1, 1)  # A4 pending
+    # The same counts as the GROUP BY of the other views.
+    assert [(b.key, b.total, b.executed, b.scheduled) for b in counted] == [
+        (b.key, b.total, b.executed, b.scheduled) for b in sorted(days.values(), key=lambda b: b.key)]
+    assert [(b.key, b.total) for b in sms] == [("2026-03-03", 1), ("2026-03-06", 1)]
+    assert sum(b.total for b in welcome) == 6
 
 
 def test_periods_weeks_start_on_monday_and_move():

@@ -93,3 +93,26 @@ def test_a_busy_month_is_aggregated_per_day(app_db: Database, open_page) -> None
     day_cells = [m.value for m in at.markdown if m.value.startswith("**2**")]
     assert day_cells and f"{2 + len(range(0, extra, 20))} steps" in day_cells[0]
     assert "B1" in day_cells[0]
+
+
+def test_a_busy_week_names_the_first_steps_of_each_day(app_db: Database, open_page) -> None:
+    build_known(app_db)
+    extra = AGGREGATE_THRESHOLD + 50
+    with app_db.session() as s:
+        s.execute(insert(AutomationStep), [
+            {"campaign_id": 1, "position": 100 + i, "name": f"Bulk {i}", "message_type": "email",
+             "scheduled_at": T0 + timedelta(days=i % 7, minutes=i), "due_at": T0, "status": "pending",
+             "idempotency_key": f"bulk{i}", "subject": "", "body": "", "delay_days": 0,
+             "delay_hours": 0, "attempts": 0}
+            for i in range(extra)
+        ])
+    at = go_to(open_page(PAGE), T0.date())
+    at.radio(key="cal_view").set_value("week").run()
+    assert counted(at) == f"{extra + 7} step(s) in this week"
+    assert "Busy week" in texts(at) and at.get("plotly_chart")
+    # Monday 2 March: the first bulk step (09:00:00), B1 (ran 09:00:20) and A1 (ran 09:01).
+    monday = next(m.value for m in at.markdown if m.value.startswith("**Mon 02**"))
+    assert "B1" in monday and "A1" in monday
+    tuesday = next(m.value for m in at.markdown if m.value.startswith("**Tue 03**"))
+    assert "Bulk 1" in tuesday
+    assert not at.exception, at.exception
