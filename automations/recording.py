@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from automations.channels.base import DONE, FAILED, RETRY, SENT, SKIPPED, Delivery, Job
 from automations.channels.task import followup_row
-from automations.events import record_event
+from automations.db import insert_rows
 from automations.models import (
     AutomationCampaign,
     AutomationStep,
@@ -34,7 +34,7 @@ from automations.models import (
     StepAttempt,
     StepStatus,
 )
-from automations.scheduling import LATE_GRACE, shift_pending_steps
+from automations.scheduling import LATE_GRACE
 
 S = AutomationStep
 OPEN = (StepStatus.PENDING.value, StepStatus.RUNNING.value)
@@ -143,7 +143,7 @@ def record_results(
         if now - job.scheduled_at > LATE_GRACE:
             late.append(job)
 
-    session.execute(StepAttempt.__table__.insert(), attempts)
+    insert_rows(session, StepAttempt.__table__, attempts)
     table = S.__table__
     if retries:
         session.execute(
@@ -154,16 +154,23 @@ def record_results(
             retries,
         )
     _update_finals(session, finals)
-    if followups:
-        session.execute(ScheduledFollowUp.__table__.insert(), followups)
+    insert_rows(session, ScheduledFollowUp.__table__, followups)
     _keep_gaps(session, late, now)
-    for job, error in failed:
-        record_event(session, contact_id=job.contact_id, kind="step_failed",
-                     payload={"campaign_id": job.campaign_id, "step_id": job.step_id,
-                              "error": error}, now=now)
+    # The rows `record_event` adds, in one statement with those of the completed
+    # campaigns below (a failing endpoint fails a whole batch).
+    events = [
+        _event_row(job.contact_id, "step_failed",
+                   {"campaign_id": job.campaign_id, "step_id": job.step_id, "error": error}, now)
+        for job, error in failed
+    ]
     finished_campaigns = {r.job.campaign_id for r in results if r.job.step_id in recorded.final}
-    complete_campaigns(session, finished_campaigns, now)
+    complete_campaigns(session, finished_campaigns, now, events=events)
     return recorded
+
+
+def _event_row(contact_id: int, kind: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {"contact_id": contact_id, "kind": kind, "name": None, "payload": payload,
+            "occurred_at": now}
 
 
 def _update_finals(session: Session, finals: list[dict[str, Any]]) -> None:
@@ -198,52 +205,59 @@ def _update_finals(session: Session, finals: list[dict[str, Any]]) -> None:
 
 
 def _keep_gaps(session: Session, late: Sequence[Job], now: datetime) -> None:
-    """A step that finished late moves the pending steps after it by its lateness."""
+    """A step that finished late moves the pending steps after it by its lateness
+    (`scheduling.shift_pending_steps`, batched: after an outage every step of a
+    batch is late, so one read and one executemany for the whole batch)."""
     if not late:
         return
-    with_pending = set(session.scalars(
-        select(S.campaign_id).where(
-            S.campaign_id.in_({j.campaign_id for j in late}),
-            _status_in(StepStatus.PENDING.value),
-        ).distinct()
-    ))
+    shifts: dict[int, list[tuple[int, timedelta]]] = {}
     for job in late:
-        if job.campaign_id in with_pending:
-            shift_pending_steps(session, job.campaign_id, now - job.scheduled_at,
-                                after_position=job.position)
-    session.flush()
-
-
-def complete_campaigns(session: Session, campaign_ids: set[int], now: datetime) -> list[int]:
-    """Complete the campaigns among `campaign_ids` that have no open step left."""
-    if not campaign_ids:
-        return []
-    still_open = set(session.scalars(
-        select(S.campaign_id).where(S.campaign_id.in_(campaign_ids), _status_in(*OPEN)).distinct()
-    ))
-    candidates = campaign_ids - still_open
-    if not candidates:
-        return []
-    C = AutomationCampaign
-    rows = session.execute(
-        select(C.id, C.contact_id, C.template_id).where(
-            C.id.in_(candidates),
-            C.status.in_((CampaignStatus.ACTIVE.value, CampaignStatus.PAUSED.value)),
-        )
+        shifts.setdefault(job.campaign_id, []).append((job.position, now - job.scheduled_at))
+    table = S.__table__
+    pending = session.execute(
+        select(table.c.id, table.c.campaign_id, table.c.position, table.c.scheduled_at,
+               table.c.due_at)
+        .where(table.c.campaign_id.in_(sorted(shifts)),
+               _status_in(StepStatus.PENDING.value))
     ).all()
-    if not rows:
-        return []
-    session.execute(
-        update(C).where(C.id.in_([r.id for r in rows]))
-        .values(status=CampaignStatus.COMPLETED.value, completed_at=now, paused_at=None,
-                updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    # The same rows `record_event` adds, inserted in one statement: a batch often
-    # completes hundreds of campaigns.
-    session.execute(ContactEvent.__table__.insert(), [
-        {"contact_id": r.contact_id, "kind": "campaign_completed", "name": None,
-         "payload": {"campaign_id": r.id, "template_id": r.template_id}, "occurred_at": now}
-        for r in rows
-    ])
-    return [r.id for r in rows]
+    moved = []
+    for row in pending:
+        delta = sum((d for position, d in shifts[row.campaign_id] if row.position > position),
+                    timedelta())
+        if delta:
+            moved.append({"_id": row.id, "scheduled_at": row.scheduled_at + delta,
+                          "due_at": row.due_at + delta})
+    if moved:
+        session.execute(
+            update(table).where(table.c.id == bindparam("_id"))
+            .values(scheduled_at=bindparam("scheduled_at"), due_at=bindparam("due_at")),
+            moved,
+        )
+
+
+def complete_campaigns(session: Session, campaign_ids: set[int], now: datetime, *,
+                       events: list[dict[str, Any]] | None = None) -> list[int]:
+    """Complete the campaigns among `campaign_ids` that have no open step left, with
+    their `campaign_completed` events (inserted after `events`, rows of
+    `contact_events` the caller adds in the same statement). Returns their ids."""
+    events = list(events or [])
+    completed: list[Any] = []
+    if campaign_ids:
+        C = AutomationCampaign.__table__
+        still_open = exists().where(S.campaign_id == C.c.id, _status_in(*OPEN))
+        # One statement: the check and the update together, restricted to the batch's
+        # campaigns (the (campaign_id, position) index answers the NOT EXISTS).
+        completed = sorted(session.execute(
+            update(C)
+            .where(C.c.id.in_(sorted(campaign_ids)),
+                   C.c.status.in_((CampaignStatus.ACTIVE.value, CampaignStatus.PAUSED.value)),
+                   ~still_open)
+            .values(status=CampaignStatus.COMPLETED.value, completed_at=now, paused_at=None,
+                    updated_at=now)
+            .returning(C.c.id, C.c.contact_id, C.c.template_id)
+        ).all())
+        events += [_event_row(r.contact_id, "campaign_completed",
+                              {"campaign_id": r.id, "template_id": r.template_id}, now)
+                   for r in completed]
+    insert_rows(session, ContactEvent.__table__, events)
+    return [r.id for r in completed]

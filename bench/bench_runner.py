@@ -308,7 +308,7 @@ def section_index(args: argparse.Namespace, folder: Path) -> None:
     print(f"index    slowdown {args.big:,} vs 10,000: draining tick x{big[0] / small[0]:.2f}, "
           f"empty tick x{big[1] / small[1]:.2f}", flush=True)
     with db.read_session() as s:
-        query = claimable_query(utcnow(), 200)
+        query = claimable_query(utcnow(), 200, postgres=not db.is_sqlite)
         compiled = query.compile(db.engine, compile_kwargs={"literal_binds": True})
         prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
         plan = [" ".join(str(c) for c in row) for row in s.execute(text(prefix + str(compiled)))]
