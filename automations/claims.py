@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, aliased
 
 from automations.channels.base import Job
 from automations.content import contact_context
-from automations.db import insert_rows
+from automations.db import id_in, insert_rows
 from automations.models import (
     AttemptOutcome,
     AutomationCampaign,
@@ -139,7 +139,7 @@ def claim_due_steps(
     token = uuid.uuid4().hex
     session.execute(
         update(S)
-        .where(S.id.in_(ids))
+        .where(id_in(session, S.id, ids))
         .values(status=StepStatus.RUNNING.value, claim_token=token, claimed_by=runner_id,
                 lease_expires_at=now + lease, attempts=S.attempts + 1)
         .execution_options(synchronize_session=False)
@@ -177,14 +177,14 @@ def load_jobs(session: Session, ids: Sequence[int], token: str) -> list[Job]:
         )
         .join(C, C.id == S.campaign_id)
         .join(P, P.id == C.contact_id)
-        .where(S.id.in_(ids))
+        .where(id_in(session, S.id, ids))
         .order_by(S.due_at, S.id)
     ).all()
     tags: dict[int, list[str]] = {}
     contact_ids = {r.contact_id for r in rows}
     for contact_id, tag in session.execute(
         select(ContactTag.contact_id, ContactTag.tag)
-        .where(ContactTag.contact_id.in_(contact_ids))
+        .where(id_in(session, ContactTag.contact_id, contact_ids))
         .order_by(ContactTag.contact_id, ContactTag.tag)
     ):
         tags.setdefault(contact_id, []).append(tag)

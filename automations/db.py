@@ -9,17 +9,32 @@ Read-only sessions start a deferred transaction, so they never wait for a writer
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import json
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ARRAY, Engine, Table, bindparam, create_engine, event, func, select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Engine,
+    Integer,
+    Table,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from automations.config import Settings, get_settings
+from automations.timeutil import as_utc
 
 SQLITE_BUSY_TIMEOUT_S = 60
 
@@ -99,28 +114,53 @@ class Database:
         self.engine.dispose()
 
 
+def id_in(session: Session, column: Any, ids: Collection[int]) -> ColumnElement[bool]:
+    """`column IN (ids)`; on PostgreSQL `column = ANY(:ids)` with the ids as one
+    array: the same plan, but a short statement that psycopg prepares once, where
+    a runner batch's 500 placeholders were parsed again on every execution."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
+    return column.in_(ids)
+
+
 def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert `rows` (all with the same keys) into `table` in the session's transaction,
-    in one statement.
+    """Insert `rows` into `table` in the session's transaction, in one statement.
+
+    Every row has the same keys, and gives every column that has a Python-side
+    default (the PostgreSQL statement cannot apply those).
 
     SQLite: an executemany, a loop in C. PostgreSQL: a plain executemany is one
     INSERT per row, and a multi-row VALUES list (SQLAlchemy's "insertmanyvalues")
-    is a new 100 kB statement for psycopg to parse each time; instead each column
-    travels as one array and `INSERT ... SELECT unnest(...)` turns them into rows,
-    one short statement that is prepared once."""
+    is a new 100 kB statement for psycopg to parse each time; instead the rows
+    travel as one JSON document (serialised in C) that `json_populate_recordset`
+    turns back into rows of the table's own column types: one short statement,
+    prepared once, a third of the client time of the alternatives."""
     if not rows:
         return
     rows = list(rows)
     if session.get_bind().dialect.name != "postgresql":
         session.execute(table.insert(), rows)
         return
-    columns = [table.c[name] for name in rows[0]]
-    session.execute(_unnest_insert(table, tuple(c.name for c in columns)),
-                    {f"u_{c.name}": [row[c.name] for row in rows] for c in columns})
+    statement = _json_insert(table, tuple(rows[0]))
+    session.execute(statement, {"rows": json.dumps(rows, default=_json_value)})
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()  # what UTCDateTime would bind
+    raise TypeError(f"cannot insert a {type(value).__name__} with insert_rows")
 
 
 @lru_cache(maxsize=64)
-def _unnest_insert(table: Table, names: tuple[str, ...]) -> Any:
-    columns = [table.c[name] for name in names]
-    arrays = [func.unnest(bindparam(f"u_{c.name}", type_=ARRAY(c.type))) for c in columns]
-    return table.insert().from_select(columns, select(*arrays))
+def _json_insert(table: Table, names: tuple[str, ...]) -> Any:
+    missing = [c.name for c in table.columns if c.name not in names and c.default is not None]
+    if missing:
+        raise ValueError(f"insert_rows into {table.name} needs {', '.join(missing)} (Python-side defaults)")
+    quote = _POSTGRES_IDENTIFIERS.quote
+    target = _POSTGRES_IDENTIFIERS.format_table(table)
+    columns = ", ".join(quote(table.c[name].name) for name in names)
+    return text(f"INSERT INTO {target} ({columns}) "
+                f"SELECT {columns} FROM json_populate_recordset(NULL::{target}, :rows)")
+
+
+_POSTGRES_IDENTIFIERS = postgresql.dialect().identifier_preparer

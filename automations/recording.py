@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from automations.channels.base import DONE, FAILED, RETRY, SENT, SKIPPED, Delivery, Job
 from automations.channels.task import followup_row
-from automations.db import insert_rows
+from automations.db import id_in, insert_rows
 from automations.models import (
     AutomationCampaign,
     AutomationStep,
@@ -100,7 +100,8 @@ def record_results(
     if not results:
         return recorded
     ids = [r.job.step_id for r in results]
-    query = select(S.id, S.claim_token).where(S.id.in_(ids), S.status == StepStatus.RUNNING.value)
+    query = select(S.id, S.claim_token).where(id_in(session, S.id, ids),
+                                              S.status == StepStatus.RUNNING.value)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=S)
     held = {row.id: row.claim_token for row in session.execute(query)}
@@ -190,7 +191,7 @@ def _update_finals(session: Session, finals: list[dict[str, Any]]) -> None:
         values: dict[str, Any] = dict(status=status, executed_at=executed_at, **cleared)
         if error is not None:
             values["last_error"] = error
-        session.execute(update(table).where(table.c.id.in_(ids)).values(**values))
+        session.execute(update(table).where(id_in(session, table.c.id, ids)).values(**values))
     for has_error, rows in individual.items():
         if not rows:
             continue
@@ -217,7 +218,7 @@ def _keep_gaps(session: Session, late: Sequence[Job], now: datetime) -> None:
     pending = session.execute(
         select(table.c.id, table.c.campaign_id, table.c.position, table.c.scheduled_at,
                table.c.due_at)
-        .where(table.c.campaign_id.in_(sorted(shifts)),
+        .where(id_in(session, table.c.campaign_id, sorted(shifts)),
                _status_in(StepStatus.PENDING.value))
     ).all()
     moved = []
@@ -249,7 +250,7 @@ def complete_campaigns(session: Session, campaign_ids: set[int], now: datetime, 
         # campaigns (the (campaign_id, position) index answers the NOT EXISTS).
         completed = sorted(session.execute(
             update(C)
-            .where(C.c.id.in_(sorted(campaign_ids)),
+            .where(id_in(session, C.c.id, sorted(campaign_ids)),
                    C.c.status.in_((CampaignStatus.ACTIVE.value, CampaignStatus.PAUSED.value)),
                    ~still_open)
             .values(status=CampaignStatus.COMPLETED.value, completed_at=now, paused_at=None,
