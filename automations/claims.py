@@ -97,8 +97,13 @@ def claimable_query(now: datetime, limit: int, *, postgres: bool = False) -> Any
     batch with 10,000 due, seconds with a million), so there the index order is
     the order (the claimed batch is sorted by time and id all the same)."""
     earlier = aliased(S)
+    # On SQLite, correlated to the campaign (the same id as the step's), so that
+    # it looks for an open earlier step only once the campaign is known to be
+    # active: due steps of paused campaigns (28,000 of them in the 1M-step demo
+    # database) then cost a primary-key lookup each, not an index search more
+    # (claim 100 -> 75 ms there). PostgreSQL plans the anti-join itself.
     blocked = exists().where(
-        earlier.campaign_id == S.campaign_id,
+        earlier.campaign_id == (S.campaign_id if postgres else AutomationCampaign.id),
         earlier.position < S.position,
         earlier.status.in_(OPEN),
     )
