@@ -317,13 +317,23 @@ def apply_due_executions(session: Session, *, now: datetime, runner_id: str, bat
         .with_for_update(skip_locked=True)
     ))
     contacts = _lock_contacts(session, {e.contact_id for e in executions})
-    # Load the batch's rules and events at once (later lookups hit the identity map).
-    list(session.scalars(select(FollowUpRule).where(FollowUpRule.id.in_({e.rule_id for e in executions}))))
+    # Load the batch's rules, events and templates at once, and keep them referenced
+    # until the batch is done: the session's identity map holds objects weakly, so
+    # without `loaded` each `session.get` below would read its row again (it did:
+    # two to four queries per execution).
+    rules = {r.id: r for r in session.scalars(
+        select(FollowUpRule).where(FollowUpRule.id.in_({e.rule_id for e in executions})))}
+    loaded: list[object] = []
     event_ids = {e.event_id for e in executions if e.event_id is not None}
     if event_ids:
-        list(session.scalars(select(ContactEvent).where(ContactEvent.id.in_(event_ids))))
+        loaded += session.scalars(select(ContactEvent).where(ContactEvent.id.in_(event_ids)))
+    template_ids = {r.action_config.get("template_id") for r in rules.values()
+                    if r.action == RuleAction.START_CAMPAIGN.value and r.action_config} - {None}
+    if template_ids:
+        # (with their steps: the relationship loads "selectin")
+        loaded += session.scalars(select(AutomationTemplate).where(AutomationTemplate.id.in_(template_ids)))
     for execution in executions:
-        rule = session.get(FollowUpRule, execution.rule_id)
+        rule = rules.get(execution.rule_id)
         contact = contacts.get(execution.contact_id)
         if rule is None or contact is None:  # deleted meanwhile (cascades normally remove the row)
             _finish(execution, SKIPPED, now, "rule or contact no longer exists")
