@@ -1,8 +1,9 @@
 """How campaigns perform: key figures and chart series, every one aggregated in SQL.
 
 `automation_stats` is the figures (the REST API's `/stats/` and the statistics
-page's KPIs); `chart_series` the data of the page's charts. Both take the same
-filters (a date range over step times, a template, a message type).
+page's KPIs); `chart_series` the data of the page's charts; `statistics_page` both
+at once, reading each executed step of the range once. All take the same filters
+(a date range over step times, a template, a message type).
 
 Definitions:
 - a step's time is its execution, or its planned time while it has not run (as
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, select
@@ -32,7 +33,9 @@ from automations.calendar_events import (
     filter_conditions,
     in_range,
     local_bucket,
+    range_branches,
     steps_in_range,
+    utc_offsets,
 )
 from automations.models import (
     AutomationCampaign,
@@ -140,12 +143,99 @@ def _lag_seconds(session: Session) -> ColumnElement[float]:
     return (func.julianday(AutomationStep.executed_at) - func.julianday(AutomationStep.scheduled_at)) * 86400.0
 
 
-def _lag(session: Session, filters: StatsFilter) -> tuple[float | None, float | None, int]:
-    """Average and p95 scheduling lag (seconds) of executed steps, and how many."""
-    lag = _lag_seconds(session)
-    count, average = session.execute(_executed_query([func.count(), func.avg(lag)], filters)).one()
+@dataclass
+class _StepCounts:
+    """The steps behind the figures (and, per local hour, the charts)."""
+
+    matrix: dict[tuple[str, str], int]  # (message type, status): steps in the range
+    executed: int  # executed steps (sent, done, failed, skipped) that ran in the range
+    lag_total: float  # their summed scheduling lag, in seconds
+    # (local hour "2026-03-02 14", message type, status, steps) of the executed steps.
+    per_hour: list[tuple[str, str, str, int]] | None = None
+
+
+def _count_steps(session: Session, filters: StatsFilter) -> _StepCounts:
+    """Steps by type and status, and the executed steps' count and summed lag."""
+    matrix = {(kind, status): n for kind, status, n in _type_status_counts(session, filters)}
+    count, total = session.execute(
+        _executed_query([func.count(), func.sum(_lag_seconds(session))], filters)).one()
+    return _StepCounts(matrix, int(count or 0), float(total or 0))
+
+
+def _count_steps_per_hour(
+    session: Session, filters: StatsFilter, tz: tzinfo, *, not_run: bool = True
+) -> _StepCounts:
+    """`_count_steps`, with the executed steps per local hour, for a bounded range.
+
+    The steps that ran in the range are read once, for every figure and chart: one
+    GROUP BY (hour, type, status) over the executed_at covering index gives their
+    counts, their lag and the charts. The steps that have not run (planned in the
+    range) are counted by type and status apart (`not_run`; False leaves them out).
+    """
+    start, end = filters.range()
+    unbounded = StatsFilter(None, None, filters.template_id, filters.message_type)
+
+    def per_hour_rows(key: ColumnElement[str]) -> list[Any]:
+        key = key.label("hour")
+        return session.execute(
+            _step_query([key, AutomationStep.message_type, AutomationStep.status, func.count(),
+                         func.sum(_lag_seconds(session))], unbounded)
+            .where(AutomationStep.executed_at >= start, AutomationStep.executed_at < end)
+            .group_by(key, AutomationStep.message_type, AutomationStep.status)
+        ).all()
+
+    # On SQLite a stored time is text beginning with its UTC hour ("2026-03-02 14"):
+    # grouping on that prefix, and naming each UTC hour's local hour here, is much
+    # cheaper than strftime on every step. It holds while every UTC hour is one
+    # local hour: offsets of whole hours, changing on the hour (checked per hour).
+    local = None
+    if session.get_bind().dialect.name == "sqlite" and all(
+            offset % 3600 == 0 for _, offset in utc_offsets(tz, start, end)):
+        rows = per_hour_rows(func.substr(AutomationStep.executed_at, 1, 13))
+        local = _local_hours({row[0] for row in rows}, tz)
+    if local is not None:
+        rows = [(local[key], *rest) for key, *rest in rows]
+    else:
+        rows = per_hour_rows(local_bucket(session, AutomationStep.executed_at, tz, start, end, "hour"))
+    matrix: dict[tuple[str, str], int] = {}
+    per_hour: dict[tuple[str, str, str], int] = {}
+    executed, lag_total = 0, 0.0
+    for hour, kind, status, count, lag in rows:
+        matrix[(kind, status)] = matrix.get((kind, status), 0) + int(count)
+        if status in EXECUTED:
+            executed += int(count)
+            lag_total += float(lag or 0)
+            per_hour[(hour, kind, status)] = per_hour.get((hour, kind, status), 0) + int(count)
+    if not_run:
+        query = _step_query([AutomationStep.message_type, AutomationStep.status, func.count()], unbounded)
+        for kind, status, count in session.execute(
+            query.where(range_branches(start, end)[1])
+            .group_by(AutomationStep.message_type, AutomationStep.status)
+        ):
+            matrix[(kind, status)] = matrix.get((kind, status), 0) + int(count)
+    return _StepCounts(matrix, executed, lag_total,
+                       [(hour, kind, status, n) for (hour, kind, status), n in per_hour.items()])
+
+
+def _local_hours(utc_keys: set[str], tz: tzinfo) -> dict[str, str] | None:
+    """Each UTC hour ("2026-03-02 14") as the local hour it is in `tz`; None when the
+    offset changes within one of them (or is not of whole hours)."""
+    local: dict[str, str] = {}
+    for key in utc_keys:
+        begins = datetime.strptime(key, "%Y-%m-%d %H").replace(tzinfo=UTC)
+        offset = begins.astimezone(tz).utcoffset()
+        last = (begins + timedelta(hours=1, microseconds=-1)).astimezone(tz).utcoffset()
+        if offset != last or (offset and offset.total_seconds() % 3600):
+            return None
+        local[key] = begins.astimezone(tz).strftime("%Y-%m-%d %H")
+    return local
+
+
+def _p95(session: Session, filters: StatsFilter, count: int) -> float | None:
+    """The nearest-rank 95th percentile of the lag (seconds) of the `count` executed steps."""
     if not count:
-        return None, None, 0
+        return None
+    lag = _lag_seconds(session)
     if session.get_bind().dialect.name == "postgresql":
         p95 = session.scalar(_executed_query([func.percentile_disc(0.95).within_group(lag)], filters))
     else:
@@ -155,7 +245,7 @@ def _lag(session: Session, filters: StatsFilter) -> tuple[float | None, float | 
             _executed_query([lag], filters).order_by(lag.desc())
             .limit(1).offset(max(count - math.ceil(0.95 * count), 0))
         )
-    return float(average), float(p95), int(count)
+    return float(p95)
 
 
 def automation_stats(
@@ -171,7 +261,19 @@ def automation_stats(
     `followups` {pending, overdue}, `generated_at`.
     """
     filters = filters or StatsFilter()
-    now = as_utc(now)
+    return _figures(session, as_utc(now), filters, _count_steps(session, filters))
+
+
+def statistics_page(
+    session: Session, now: datetime, filters: StatsFilter, tz: tzinfo
+) -> tuple[dict[str, Any], ChartSeries]:
+    """`automation_stats` and `chart_series` for `filters` (which needs a start and an
+    end), the same as those two give, reading each executed step of the range once."""
+    counts = _count_steps_per_hour(session, filters, tz)
+    return _figures(session, as_utc(now), filters, counts), _charts(session, filters, counts)
+
+
+def _figures(session: Session, now: datetime, filters: StatsFilter, counts: _StepCounts) -> dict[str, Any]:
     campaigns = {s.value: 0 for s in CampaignStatus}
     for status, count in session.execute(
         select(AutomationCampaign.status, func.count())
@@ -182,7 +284,7 @@ def automation_stats(
     by_status = {s.value: 0 for s in StepStatus}
     by_type = {t.value: 0 for t in MessageType}
     matrix: dict[str, dict[str, int]] = {t.value: {} for t in MessageType}
-    for kind, status, count in _type_status_counts(session, filters):
+    for (kind, status), count in counts.matrix.items():
         by_status[status] = by_status.get(status, 0) + int(count)
         by_type[kind] = by_type.get(kind, 0) + int(count)
         matrix.setdefault(kind, {})[status] = int(count)
@@ -190,7 +292,9 @@ def automation_stats(
     succeeded = by_status[StepStatus.SENT.value] + by_status[StepStatus.DONE.value]
     judged = succeeded + by_status[StepStatus.FAILED.value]
     finished = campaigns[CampaignStatus.COMPLETED.value] + campaigns[CampaignStatus.CANCELED.value]
-    average, p95, executed = _lag(session, filters)
+    executed = counts.executed
+    average = counts.lag_total / executed if executed else None
+    p95 = _p95(session, filters, executed)
 
     pending = ScheduledFollowUp.status == FollowUpStatus.PENDING.value
     followup_conditions: list[ColumnElement[bool]] = [pending]
@@ -248,33 +352,27 @@ def chart_series(
 
     `figures`, when given, are `automation_stats` for the same filters: the status
     chart is then drawn from their counts instead of counting the steps again.
+    (`statistics_page` gives both for the cost of the charts alone.)
     """
-    start, end = filters.range()
-    executed_filter = StatsFilter(None, None, filters.template_id, filters.message_type)
-    executed_in_range = [AutomationStep.executed_at >= start, AutomationStep.executed_at < end, has_run()]
-    # One pass, per local hour: days and hours of the day are both summed from it.
-    hour_key = local_bucket(session, AutomationStep.executed_at, tz, start, end, "hour").label("hour")
-    per_hour = session.execute(
-        _step_query([hour_key, AutomationStep.message_type, AutomationStep.status, func.count()],
-                    executed_filter)
-        .where(*executed_in_range)
-        .group_by(hour_key, AutomationStep.message_type, AutomationStep.status)
-    ).all()
+    counts = _count_steps_per_hour(session, filters, tz, not_run=figures is None)
+    if figures is not None:
+        counts.matrix = {(kind, status): n for kind, statuses in figures["status_by_message_type"].items()
+                         for status, n in statuses.items()}
+    return _charts(session, filters, counts)
+
+
+def _charts(session: Session, filters: StatsFilter, counts: _StepCounts) -> ChartSeries:
+    # Days and hours of the day are both summed from the executed steps per local hour.
     executions: dict[tuple[str, str], int] = {}
     outcomes: dict[tuple[str, str], int] = {}
     hours: dict[str, int] = {}
-    for key, kind, status, count in per_hour:
+    for key, kind, status, count in counts.per_hour or []:
         name, hour = key[:10], key[11:13]
-        executions[(name, kind)] = executions.get((name, kind), 0) + int(count)
+        executions[(name, kind)] = executions.get((name, kind), 0) + count
         outcome = (name, _OUTCOME[status])
-        outcomes[outcome] = outcomes.get(outcome, 0) + int(count)
-        hours[hour] = hours.get(hour, 0) + int(count)
-
-    if figures is not None:
-        matrix = sorted((kind, status, n) for kind, statuses in figures["status_by_message_type"].items()
-                        for status, n in statuses.items())
-    else:
-        matrix = sorted(_type_status_counts(session, filters))
+        outcomes[outcome] = outcomes.get(outcome, 0) + count
+        hours[hour] = hours.get(hour, 0) + count
+    matrix = sorted((kind, status, n) for (kind, status), n in counts.matrix.items())
 
     return ChartSeries(
         executions_per_day=[{"day": d, "message_type": k, "count": n}

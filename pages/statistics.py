@@ -11,7 +11,7 @@ import streamlit as st
 
 from automations.calendar_events import local_midnight
 from automations.exports import EXPORT_KINDS, ExportFilter, csv_bytes, export_file_name
-from automations.stats import ChartSeries, StatsFilter, automation_stats, chart_series
+from automations.stats import ChartSeries, StatsFilter, statistics_page
 from automations.templates import list_templates
 from automations.timeutil import utcnow
 from pages.common import db_url, get_db, now_minute, page_title, settings, type_label
@@ -33,10 +33,9 @@ def _templates(url: str) -> dict[int, str]:
 @st.cache_data(ttl=30, show_spinner=False)
 def _figures_and_charts(url: str, tz_name: str, now: datetime,
                         filters: StatsFilter) -> tuple[dict[str, Any], ChartSeries]:
-    # One read for both: the status chart reuses the figures' step counts.
+    # One read for both: each executed step of the range is read once, for the figures and the charts.
     with get_db().read_session() as s:
-        figures = automation_stats(s, now, filters)
-        return figures, chart_series(s, filters, settings().tz, figures=figures)
+        return statistics_page(s, now, filters, settings().tz)
 
 
 def _filters() -> StatsFilter:

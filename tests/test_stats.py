@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from collections import Counter
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from calendar_data import T0, add_campaign, add_contact, build_known
+from sqlalchemy import select
 
-from automations.stats import StatsFilter, automation_stats, chart_series, stats_rows
+from automations.models import AutomationStep
+from automations.stats import StatsFilter, automation_stats, chart_series, stats_rows, statistics_page
 from automations.timeutil import UTC
 
 D = timedelta(days=1)
@@ -124,3 +127,36 @@ def test_p95_lag_is_the_nearest_rank(db):
     assert lag["average"] == pytest.approx(20.5, abs=0.01)
     # 40, 39, 38, 37, 36 s: ceil(0.95 * 5) = 5th smallest, the largest.
     assert first_five["lag_seconds"]["p95"] == pytest.approx(40, abs=0.01)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Tokyo", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"])
+def test_statistics_page_is_the_figures_and_the_charts(db, zone):
+    # The page's one pass (executed steps per hour, with their counts and lag) gives
+    # what automation_stats and chart_series give, and every step's local day and
+    # hour, also across a DST change (New York: 8 March; Lord Howe: half an hour on
+    # 5 April) and with a half-hour offset (Kolkata).
+    built = build_known(db)
+    late = [T0 + timedelta(days=6, hours=h, minutes=20) for h in range(19, 24)] + [
+        datetime(2026, 4, 4, 14, 50, tzinfo=UTC), datetime(2026, 4, 4, 15, 10, tzinfo=UTC)]
+    with db.session() as s:
+        add_campaign(s, "Around DST", add_contact(s, "Dee"), [
+            {"at": at - timedelta(seconds=30), "status": "sent", "executed_at": at, "type": "sms"} for at in late])
+    tz = ZoneInfo(zone)
+    window = StatsFilter(start=T0 - 2 * D, end=T0 + 40 * D)
+    for filters in (window, StatsFilter(window.start, window.end, template_id=built.template_id),
+                    StatsFilter(window.start, window.end, message_type=("sms", "webhook"))):
+        with db.read_session() as s:
+            figures, charts = statistics_page(s, T0, filters, tz)
+            assert figures == automation_stats(s, T0, filters)
+            assert charts == chart_series(s, filters, tz)
+    with db.read_session() as s:
+        figures, charts = statistics_page(s, T0, window, tz)
+        ran = [at.astimezone(tz) for (at,) in s.execute(
+            select(AutomationStep.executed_at).where(AutomationStep.executed_at.is_not(None)))]
+    assert figures["lag_seconds"]["executed"] == len(ran) == 6 + len(late)
+    assert {h["hour"]: h["count"] for h in charts.busiest_hours if h["count"]} == dict(
+        Counter(at.hour for at in ran))
+    per_day: Counter[str] = Counter()
+    for row in charts.executions_per_day:
+        per_day[row["day"]] += row["count"]
+    assert per_day == Counter(f"{at:%Y-%m-%d}" for at in ran)
