@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, literal_column, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from automations.calendar_events import (
@@ -397,17 +397,19 @@ def template_funnel(session: Session, filters: StatsFilter) -> list[dict[str, An
     and status); a step is named as in the first campaign of its group.
     """
     conditions = [AutomationCampaign.template_id.is_not(None), *_campaign_conditions(filters)]
-    reached = func.sum(case((AutomationStep.status.in_(EXECUTED), 1), else_=0))
-    groups = session.execute(
-        select(
-            AutomationCampaign.template_id, AutomationStep.position, func.count(), reached,
-            func.min(AutomationCampaign.id),
-        )
-        .select_from(AutomationCampaign)
-        .join(AutomationStep, AutomationStep.campaign_id == AutomationCampaign.id)
-        .where(*conditions)
-        .group_by(AutomationCampaign.template_id, AutomationStep.position)
-    ).all()
+    groups = _funnel_by_step_masks(session, conditions) if session.get_bind().dialect.name == "sqlite" else None
+    if groups is None:
+        reached = func.sum(case((AutomationStep.status.in_(EXECUTED), 1), else_=0))
+        groups = session.execute(
+            select(
+                AutomationCampaign.template_id, AutomationStep.position, func.count(), reached,
+                func.min(AutomationCampaign.id),
+            )
+            .select_from(AutomationCampaign)
+            .join(AutomationStep, AutomationStep.campaign_id == AutomationCampaign.id)
+            .where(*conditions)
+            .group_by(AutomationCampaign.template_id, AutomationStep.position)
+        ).all()
     if not groups:
         return []
     templates = dict(session.execute(
@@ -428,6 +430,52 @@ def template_funnel(session: Session, filters: StatsFilter) -> list[dict[str, An
          for template_id, position, total, done, first in groups),
         key=lambda row: (row["template"], row["position"]),
     )
+
+
+_MASK_POSITIONS = 31  # positions 0-30: a step's bit, and its "ran" bit 31 places higher
+
+
+def _funnel_by_step_masks(
+    session: Session, conditions: list[ColumnElement[bool]]
+) -> list[tuple[int, int, int, int, int]] | None:
+    """The funnel's groups (template, position, campaigns, reached, first campaign),
+    counted per campaign rather than per step (SQLite).
+
+    Grouping the steps by (template, position) sorts every step of the range's
+    campaigns. Here each campaign's steps are summed, in the campaign index, into
+    one integer (bit p: it has a step at position p; bit p + 31: that step ran),
+    and only the campaigns are grouped, by template and mask: a few dozen groups,
+    split into positions here. None when a position is outside 0-30.
+    """
+    step = AutomationStep
+    bit = literal(1).op("<<")
+    ran = case((step.status.in_(EXECUTED), bit((step.position + _MASK_POSITIONS).self_group())), else_=0)
+    mask = (
+        select(case(
+            (or_(func.max(step.position) >= _MASK_POSITIONS, func.min(step.position) < 0), -1),
+            else_=func.sum(bit(step.position) + ran),
+        ))
+        .where(step.campaign_id == AutomationCampaign.id)
+        .scalar_subquery().label("mask")
+    )
+    rows = session.execute(
+        select(AutomationCampaign.template_id, mask, func.count(), func.min(AutomationCampaign.id))
+        .where(*conditions)
+        .group_by(AutomationCampaign.template_id, literal_column("mask"))
+    ).all()
+    groups: dict[tuple[int, int], list[int]] = {}
+    for template_id, steps, campaigns, first in rows:
+        if steps is None:  # a campaign without steps
+            continue
+        if steps < 0:
+            return None
+        for position in range(_MASK_POSITIONS):
+            if steps >> position & 1:
+                group = groups.setdefault((template_id, position), [0, 0, first])
+                group[0] += campaigns
+                group[1] += campaigns if steps >> (position + _MASK_POSITIONS) & 1 else 0
+                group[2] = min(group[2], first)
+    return [(template_id, position, *counts) for (template_id, position), counts in groups.items()]
 
 
 def stats_rows(stats: dict[str, Any]) -> list[tuple[str, str, Any]]:

@@ -11,8 +11,15 @@ import pytest
 from calendar_data import T0, add_campaign, add_contact, build_known
 from sqlalchemy import select
 
-from automations.models import AutomationStep
-from automations.stats import StatsFilter, automation_stats, chart_series, stats_rows, statistics_page
+from automations.models import AutomationStep, AutomationTemplate, Contact
+from automations.stats import (
+    StatsFilter,
+    automation_stats,
+    chart_series,
+    statistics_page,
+    stats_rows,
+    template_funnel,
+)
 from automations.timeutil import UTC
 
 D = timedelta(days=1)
@@ -160,3 +167,30 @@ def test_statistics_page_is_the_figures_and_the_charts(db, zone):
     for row in charts.executions_per_day:
         per_day[row["day"]] += row["count"]
     assert per_day == Counter(f"{at:%Y-%m-%d}" for at in ran)
+
+
+def test_template_funnel_of_long_and_empty_campaigns(db):
+    # On SQLite the funnel sums each campaign's steps into one integer per campaign
+    # (positions 0-30); a campaign with a step further on is counted step by step,
+    # and a campaign without steps counts nowhere.
+    with db.session() as s:
+        who = add_contact(s, "Lou")
+        template = AutomationTemplate(name="Long", description="", created_at=T0, updated_at=T0)
+        s.add(template)
+        s.flush()
+        short = [{"at": T0, "status": "sent", "executed_at": T0}, {"at": T0 + D}]
+        for _ in range(3):
+            add_campaign(s, "Short", who, short, template_id=template.id)
+        add_campaign(s, "Empty", who, [], template_id=template.id)
+        template_id, who_id = template.id, who.id
+    window = StatsFilter(start=T0 - D, end=T0 + D)
+    with db.read_session() as r:
+        funnel = [(f["position"], f["campaigns"], f["reached"]) for f in template_funnel(r, window)]
+    assert funnel == [(1, 3, 3), (2, 3, 0)]
+    with db.session() as s:
+        add_campaign(s, "Long", s.get(Contact, who_id), [
+            {"at": T0 + i * D, "status": "done", "executed_at": T0 + i * D} for i in range(33)],
+            template_id=template_id)
+    with db.read_session() as r:
+        funnel = [(f["position"], f["campaigns"], f["reached"]) for f in template_funnel(r, window)]
+    assert funnel == [(1, 4, 4), (2, 4, 1)] + [(p, 1, 1) for p in range(3, 34)]
