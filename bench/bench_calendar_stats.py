@@ -31,7 +31,7 @@ from automations.calendar_events import (  # noqa: E402
 from automations.config import get_settings  # noqa: E402
 from automations.db import Database  # noqa: E402
 from automations.models import AutomationStep  # noqa: E402
-from automations.stats import StatsFilter, automation_stats, chart_series  # noqa: E402
+from automations.stats import StatsFilter, automation_stats, chart_series, statistics_page  # noqa: E402
 from automations.timeutil import utcnow  # noqa: E402
 
 
@@ -90,11 +90,11 @@ def main() -> int:
         lambda r: f"{r['steps_total']:,} steps")
     run("chart_series: last 30 days", lambda s: chart_series(s, last30, tz),
         lambda r: f"{sum(x['count'] for x in r.executions_per_day):,} executions")
+    # What the page runs: statistics_page, the figures and the charts in one read.
     run("statistics page: stats + charts, last 30 days",
-        lambda s: (automation_stats(s, now, last30), chart_series(s, last30, tz)), lambda r: "")
+        lambda s: statistics_page(s, now, last30, tz), lambda r: "")
     run("statistics page: stats + charts, whole history",
-        lambda s: (automation_stats(s, now, StatsFilter(start=first, end=now + timedelta(days=400))),
-                   chart_series(s, StatsFilter(start=first, end=now + timedelta(days=400)), tz)),
+        lambda s: statistics_page(s, now, StatsFilter(start=first, end=now + timedelta(days=400)), tz),
         lambda r: "")
     db.dispose()
     return 0
