@@ -397,7 +397,9 @@ def template_funnel(session: Session, filters: StatsFilter) -> list[dict[str, An
     and status); a step is named as in the first campaign of its group.
     """
     conditions = [AutomationCampaign.template_id.is_not(None), *_campaign_conditions(filters)]
-    groups = _funnel_by_step_masks(session, conditions) if session.get_bind().dialect.name == "sqlite" else None
+    groups = None
+    if session.get_bind().dialect.name == "sqlite":
+        groups = _funnel_by_step_masks(session, conditions)
     if groups is None:
         reached = func.sum(case((AutomationStep.status.in_(EXECUTED), 1), else_=0))
         groups = session.execute(

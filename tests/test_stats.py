@@ -136,7 +136,8 @@ def test_p95_lag_is_the_nearest_rank(db):
     assert first_five["lag_seconds"]["p95"] == pytest.approx(40, abs=0.01)
 
 
-@pytest.mark.parametrize("zone", ["UTC", "Asia/Tokyo", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"])
+@pytest.mark.parametrize(
+    "zone", ["UTC", "Asia/Tokyo", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"])
 def test_statistics_page_is_the_figures_and_the_charts(db, zone):
     # The page's one pass (executed steps per hour, with their counts and lag) gives
     # what automation_stats and chart_series give, and every step's local day and
@@ -147,7 +148,8 @@ def test_statistics_page_is_the_figures_and_the_charts(db, zone):
         datetime(2026, 4, 4, 14, 50, tzinfo=UTC), datetime(2026, 4, 4, 15, 10, tzinfo=UTC)]
     with db.session() as s:
         add_campaign(s, "Around DST", add_contact(s, "Dee"), [
-            {"at": at - timedelta(seconds=30), "status": "sent", "executed_at": at, "type": "sms"} for at in late])
+            {"at": at - timedelta(seconds=30), "status": "sent", "executed_at": at, "type": "sms"}
+            for at in late])
     tz = ZoneInfo(zone)
     window = StatsFilter(start=T0 - 2 * D, end=T0 + 40 * D)
     for filters in (window, StatsFilter(window.start, window.end, template_id=built.template_id),
