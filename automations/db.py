@@ -138,11 +138,12 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     if not rows:
         return
     rows = list(rows)
+    names = tuple(rows[0])
+    _check_columns(table, names)
     if session.get_bind().dialect.name != "postgresql":
         session.execute(table.insert(), rows)
         return
-    statement = _json_insert(table, tuple(rows[0]))
-    session.execute(statement, {"rows": json.dumps(rows, default=_json_value)})
+    session.execute(_json_insert(table, names), {"rows": json.dumps(rows, default=_json_value)})
 
 
 def _json_value(value: Any) -> Any:
@@ -152,10 +153,15 @@ def _json_value(value: Any) -> Any:
 
 
 @lru_cache(maxsize=64)
-def _json_insert(table: Table, names: tuple[str, ...]) -> Any:
+def _check_columns(table: Table, names: tuple[str, ...]) -> None:
+    # Refused on SQLite too, so that code tried there works on PostgreSQL.
     missing = [c.name for c in table.columns if c.name not in names and c.default is not None]
     if missing:
         raise ValueError(f"insert_rows into {table.name} needs {', '.join(missing)} (Python-side defaults)")
+
+
+@lru_cache(maxsize=64)
+def _json_insert(table: Table, names: tuple[str, ...]) -> Any:
     quote = _POSTGRES_IDENTIFIERS.quote
     target = _POSTGRES_IDENTIFIERS.format_table(table)
     columns = ", ".join(quote(table.c[name].name) for name in names)
