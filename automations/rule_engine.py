@@ -341,6 +341,8 @@ def apply_due_executions(session: Session, *, now: datetime, runner_id: str, bat
         try:
             with session.begin_nested():
                 _apply(session, execution, rule, contact, now)
+                # Set here, so that it goes out in the same UPDATE as the result.
+                execution.claim_token = runner_id[:64]
         except SQLAlchemyError:
             raise  # the database's trouble: the whole batch is retried on the next tick
         except Exception as exc:  # noqa: BLE001 - e.g. a title that cannot render for this contact
@@ -349,7 +351,7 @@ def apply_due_executions(session: Session, *, now: datetime, runner_id: str, bat
             log.warning("rule %s for contact %s skipped: %s: %s", rule.id, contact.id, type(exc).__name__, exc)
             reason = str(exc) if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
             _finish(execution, SKIPPED, now, f"could not apply: {reason}")
-        execution.claim_token = runner_id[:64]
+            execution.claim_token = runner_id[:64]  # the savepoint's rollback undid it
     session.flush()
     return len(executions)
 
