@@ -311,6 +311,8 @@ def section_index(args: argparse.Namespace, folder: Path) -> None:
         query = claimable_query(utcnow(), 200, postgres=not db.is_sqlite)
         compiled = query.compile(db.engine, compile_kwargs={"literal_binds": True})
         prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
+        if not db.is_sqlite:  # as the runner runs it (claims._claimable_ids_postgres)
+            s.execute(text("SET LOCAL enable_sort = off"))
         plan = [" ".join(str(c) for c in row) for row in s.execute(text(prefix + str(compiled)))]
     print("index    claim query plan: " + " | ".join(plan), flush=True)
     db.dispose()
