@@ -71,10 +71,13 @@ class SmtpSink:
 
 
 @contextmanager
-def smtp_server() -> Iterator[tuple[SmtpSink, int]]:
+def smtp_server(idle_timeout: float | None = None) -> Iterator[tuple[SmtpSink, int]]:
+    """A real SMTP server on loopback; with `idle_timeout` it hangs up on clients
+    idle for that many seconds, as real servers do."""
     sink = SmtpSink()
     port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    extra: dict[str, Any] = {"timeout": idle_timeout} if idle_timeout is not None else {}
+    controller = Controller(sink, hostname="127.0.0.1", port=port, **extra)
     controller.start()
     try:
         yield sink, port

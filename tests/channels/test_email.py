@@ -123,6 +123,39 @@ def test_one_connection_serves_a_batch(sqlite_db: Database) -> None:
     assert sink.connections == 1
 
 
+def test_the_next_batch_reuses_the_connection(sqlite_db: Database) -> None:
+    for i in range(4):
+        contact = add_contact(sqlite_db, NOW, email=f"p{i}@example.com")
+        add_campaign(sqlite_db, contact, [EMAIL], start_at=NOW, now=NOW)
+    with smtp_server() as (sink, port):
+        settings = Settings(_env_file=None, smtp_host="127.0.0.1", smtp_port=port)
+        runner = Runner(sqlite_db, settings, concurrency=1, batch_size=2)
+        assert runner.tick(NOW).executed == 4  # two batches of two
+        runner.close()
+    assert len(sink.messages) == 4
+    assert sink.connections == 1
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced(sqlite_db: Database) -> None:
+    import time
+
+    first, second = (add_contact(sqlite_db, NOW, email=f"p{i}@example.com") for i in range(2))
+    add_campaign(sqlite_db, first, [EMAIL], start_at=NOW, now=NOW)
+    add_campaign(sqlite_db, second, [EMAIL], start_at=NOW + timedelta(minutes=5), now=NOW)
+    with smtp_server(idle_timeout=0.3) as (sink, port):
+        settings = Settings(_env_file=None, smtp_host="127.0.0.1", smtp_port=port)
+        runner = Runner(sqlite_db, settings, concurrency=1)
+        assert runner.tick(NOW).executed == 1
+        time.sleep(1.0)  # the server hangs up on the pooled connection
+        summary = runner.tick(NOW + timedelta(minutes=6))
+        runner.close()
+    assert summary.executed == 1
+    steps, attempts = steps_and_attempts(sqlite_db)
+    assert [s.status for s in steps] == ["sent", "sent"]
+    assert len(attempts) == 2 and all(a.outcome == "sent" for a in attempts)
+    assert len(sink.messages) == 2 and sink.connections == 2
+
+
 def test_outbox_without_smtp_settings(sqlite_db: Database, tmp_path: object) -> None:
     contact = add_contact(sqlite_db, NOW, first_name="Lin")
     add_campaign(sqlite_db, contact, [EMAIL], start_at=NOW, now=NOW)
