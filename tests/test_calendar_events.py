@@ -49,6 +49,21 @@ def test_events_in_range_sorted_with_names_and_execution_time(db):
     assert a1.as_dict()["start"] == "2026-03-02T09:01:00+00:00"
 
 
+def test_pages_of_events_follow_the_same_order(db):
+    """Pages (the REST API's limit/offset) are slices of the whole ordered list,
+    with executed and planned steps interleaved by time."""
+    build_known(db)
+    start, end = T0 - timedelta(days=2), T0 + timedelta(days=30)
+    with db.read_session() as s:
+        everything = names(calendar_events(s, start, end))
+        pages = [names(calendar_events(s, start, end, limit=2, offset=offset)) for offset in range(0, 10, 2)]
+        filtered = names(calendar_events(s, start, end, CalendarFilter(message_type="email")))
+        first_filtered = names(calendar_events(s, start, end, CalendarFilter(message_type="email"), limit=3))
+    assert [title for page in pages for title in page] == everything
+    assert len(everything) == 9
+    assert first_filtered == filtered[:3]
+
+
 def test_range_is_half_open_and_uses_execution_time_when_run(db):
     build_known(db)
     with db.read_session() as s:
