@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Select, and_, case, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from automations.db import folding_for
 from automations.config import get_settings
 from automations.contacts import contact_matches, like_pattern
 from automations.content import render
@@ -403,7 +404,7 @@ def _filtered(query: Select[Any], filters: CampaignFilter) -> Select[Any]:
     if text:
         query = query.where(
             or_(
-                func.lower(AutomationCampaign.name).like(like_pattern(text), escape="\\"),
+                folding_for(text)(AutomationCampaign.name).like(like_pattern(text), escape="\\"),
                 AutomationCampaign.contact_id.in_(select(Contact.id).where(contact_matches(text, company=False))),
             )
         )

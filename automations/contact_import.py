@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from automations.db import folded
 from automations.contacts import create_contact
 from automations.errors import ValidationError
 from automations.models import Contact
@@ -122,7 +123,7 @@ def preview_import(session: Session, text: str) -> list[ImportRow]:
     for start in range(0, len(emails), 500):  # bounded IN lists
         chunk = emails[start:start + 500]
         taken.update(
-            session.scalars(select(func.lower(Contact.email)).where(func.lower(Contact.email).in_(chunk)))
+            session.scalars(select(folded(Contact.email)).where(folded(Contact.email).in_(chunk)))
         )
     for row in rows:
         if row.ok and (row.data.get("email") or "").lower() in taken:

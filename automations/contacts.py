@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from automations.db import folded, folding_for
 from automations.errors import Conflict, NotFound, ValidationError
 from automations.events import record_event
 from automations.models import (
@@ -34,7 +35,7 @@ def get_contact(session: Session, contact_id: int) -> Contact:
 def _check_email_free(session: Session, email: str | None, own_id: int | None = None) -> None:
     if not email:
         return
-    query = select(Contact.id).where(func.lower(Contact.email) == email.lower())
+    query = select(Contact.id).where(folded(Contact.email) == email.lower())
     if own_id is not None:
         query = query.where(Contact.id != own_id)
     other = session.scalar(query.limit(1))
@@ -185,14 +186,15 @@ def like_pattern(text: str) -> str:
 def contact_matches(text: str, *, company: bool = True) -> Any:
     """Condition: a contact's name (first, last, or "first last"), email, company or phone holds `text`."""
     pattern = like_pattern(text)
-    full_name = func.lower(Contact.first_name + " " + func.coalesce(Contact.last_name, ""))
+    lower = folding_for(pattern)
+    full_name = lower(Contact.first_name + " " + func.coalesce(Contact.last_name, ""))
     conditions = [
         full_name.like(pattern, escape="\\"),
-        func.lower(Contact.email).like(pattern, escape="\\"),
+        lower(Contact.email).like(pattern, escape="\\"),
         Contact.phone.like(pattern, escape="\\"),
     ]
     if company:
-        conditions.append(func.lower(Contact.company).like(pattern, escape="\\"))
+        conditions.append(lower(Contact.company).like(pattern, escape="\\"))
     return or_(*conditions)
 
 

@@ -22,14 +22,18 @@ from sqlalchemy import (
     ColumnElement,
     Engine,
     Integer,
+    String,
     Table,
     any_,
     bindparam,
     create_engine,
     event,
+    func,
     text,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,6 +41,39 @@ from automations.config import Settings, get_settings
 from automations.timeutil import as_utc
 
 SQLITE_BUSY_TIMEOUT_S = 60
+SQLITE_LOWER = "automations_lower"
+
+
+def _python_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+class folded(FunctionElement[str]):
+    """`text` in lower case for case-insensitive comparisons, for every alphabet:
+    PostgreSQL's lower(); on SQLite, whose lower() leaves "É" or "Ø" as they are,
+    Python's str.lower registered on each connection. Compare it with a value
+    lowered by `str.lower`."""
+
+    type = String()
+    name = "folded"
+    inherit_cache = True
+
+
+def folding_for(text: str) -> Any:
+    """How to lower a column to compare it with `text`: the database's own lower()
+    when `text` is ASCII (faster on SQLite, and ASCII letters only ever match
+    letters that lower to ASCII), else `folded`."""
+    return func.lower if text.isascii() else folded
+
+
+@compiles(folded)
+def _folded(element: folded, compiler: Any, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(folded, "sqlite")
+def _folded_sqlite(element: folded, compiler: Any, **kw: Any) -> str:
+    return f"{SQLITE_LOWER}({compiler.process(element.clauses, **kw)})"
 
 
 def _prepare_sqlite_file(url: str) -> None:
@@ -64,6 +101,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+            # SQLite's own lower() folds ASCII only; see `folded`.
+            dbapi_conn.create_function(SQLITE_LOWER, 1, _python_lower, deterministic=True)
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:

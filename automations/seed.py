@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from automations.db import folded
 from automations.models import AutomationTemplate, TemplateStep
 from automations.schemas import TemplateInput, parse
 from automations.templates import step_as_input, step_rows
@@ -214,7 +215,7 @@ def seed_system_templates(session: Session) -> SeedResult:
         if template is None:
             name = spec.name
             taken = session.scalar(
-                select(AutomationTemplate.id).where(func.lower(AutomationTemplate.name) == name.lower())
+                select(AutomationTemplate.id).where(folded(AutomationTemplate.name) == name.lower())
             )
             if taken is not None:  # a custom template already has the name: leave it alone
                 name = f"{name} (system)"

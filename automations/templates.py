@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from automations.db import folded
 from automations.config import get_settings
 from automations.errors import Conflict, NotFound, ValidationError
 from automations.models import AutomationCampaign, AutomationTemplate, TemplateStep
@@ -56,7 +57,7 @@ def step_as_input(step: Any) -> dict[str, Any]:
 
 
 def _check_name_free(session: Session, name: str, own_id: int | None = None) -> None:
-    query = select(AutomationTemplate.id).where(func.lower(AutomationTemplate.name) == name.lower())
+    query = select(AutomationTemplate.id).where(folded(AutomationTemplate.name) == name.lower())
     if own_id is not None:
         query = query.where(AutomationTemplate.id != own_id)
     if session.scalar(query.limit(1)) is not None:
@@ -128,7 +129,7 @@ def _free_copy_name(session: Session, base: str) -> str:
     candidate = f"{base} (copy)"
     number = 2
     while session.scalar(
-        select(AutomationTemplate.id).where(func.lower(AutomationTemplate.name) == candidate.lower())
+        select(AutomationTemplate.id).where(folded(AutomationTemplate.name) == candidate.lower())
     ) is not None:
         candidate = f"{base} (copy {number})"
         number += 1

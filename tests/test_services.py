@@ -157,3 +157,13 @@ def test_search_finds_a_contact_and_their_campaigns_by_full_name(db):
         assert contacts.search_contacts(s, contacts.ContactFilter(search="%"))[1] == 0
         rows, total = campaigns.list_campaigns(s, campaigns.CampaignFilter(search="Ada Lovelace"))
         assert total == 1 and [c.name for c in rows] == ["Engines"]
+
+
+def test_search_ignores_case_in_every_alphabet(db):
+    with db.session() as s:
+        emile = contacts.create_contact(s, {"first_name": "Émile", "last_name": "Ørsted",
+                                            "company": "Łódź Ärger GmbH"}, now=NOW).id
+    with db.read_session() as s:
+        for text in ("émile ørsted", "ÉMILE", "Ørsted", "łódź", "ÄRGER", "rsted", "GMBH"):
+            found, total = contacts.search_contacts(s, contacts.ContactFilter(search=text))
+            assert total == 1 and found[0].id == emile, text
