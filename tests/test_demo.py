@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from sqlalchemy import func, select
 
 from automations import campaigns
+from automations.config import Settings
+from automations.db import Database
 from automations.demo import fill_demo
 from automations.errors import Conflict
-from automations.models import AutomationCampaign, AutomationStep, ScheduledFollowUp, StepAttempt
+from automations.models import (
+    AutomationCampaign,
+    AutomationStep,
+    AutomationTemplate,
+    ScheduledFollowUp,
+    StepAttempt,
+)
 from tests.conftest import NOW
+from tests.test_migrations import REPO
 
 
 def test_demo_fills_every_status_consistently(db):
@@ -55,22 +68,12 @@ def test_the_database_takes_new_rows_after_the_demo(db):
 
 def test_demo_command_prepares_a_new_database(tmp_path):
     """`python -m automations demo` as the very first command: migrated, seeded, filled."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.test_migrations import REPO
-
     url = f"sqlite:///{tmp_path}/new.db"
     result = subprocess.run(
         [sys.executable, "-m", "automations", "demo", "--contacts", "20"], cwd=REPO,
         env={**os.environ, "AUTOMATIONS_DATABASE_URL": url}, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    from automations.config import Settings
-    from automations.db import Database
-    from automations.models import AutomationTemplate
-
     db = Database(url, settings=Settings(_env_file=None))
     with db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(AutomationCampaign)) > 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
+import pytest
+
 from automations.config import Settings
 from automations.db import Database
 from automations.engine import Runner
@@ -110,29 +112,17 @@ def test_opted_out_is_skipped_and_missing_address_fails(sqlite_db: Database) -> 
     assert sink.messages == []
 
 
-def test_one_connection_serves_a_batch(sqlite_db: Database) -> None:
+@pytest.mark.parametrize("batch_size", [200, 2], ids=["one batch", "batches of two"])
+def test_one_connection_serves_every_batch_of_a_tick(sqlite_db: Database, batch_size: int) -> None:
     for i in range(6):
         contact = add_contact(sqlite_db, NOW, email=f"p{i}@example.com")
         add_campaign(sqlite_db, contact, [EMAIL], start_at=NOW, now=NOW)
     with smtp_server() as (sink, port):
         settings = Settings(_env_file=None, smtp_host="127.0.0.1", smtp_port=port)
-        runner = Runner(sqlite_db, settings, concurrency=1)
-        runner.tick(NOW)
+        runner = Runner(sqlite_db, settings, concurrency=1, batch_size=batch_size)
+        assert runner.tick(NOW).executed == 6
         runner.close()
     assert len(sink.messages) == 6
-    assert sink.connections == 1
-
-
-def test_the_next_batch_reuses_the_connection(sqlite_db: Database) -> None:
-    for i in range(4):
-        contact = add_contact(sqlite_db, NOW, email=f"p{i}@example.com")
-        add_campaign(sqlite_db, contact, [EMAIL], start_at=NOW, now=NOW)
-    with smtp_server() as (sink, port):
-        settings = Settings(_env_file=None, smtp_host="127.0.0.1", smtp_port=port)
-        runner = Runner(sqlite_db, settings, concurrency=1, batch_size=2)
-        assert runner.tick(NOW).executed == 4  # two batches of two
-        runner.close()
-    assert len(sink.messages) == 4
     assert sink.connections == 1
 
 

@@ -74,17 +74,22 @@ def test_picking_an_event_shows_its_details(app_db: Database, open_page) -> None
     assert "Hello Ann" in shown and "HTTP 400" in shown and "attempts 5" in shown
 
 
+def _add_pending_emails(db: Database, count: int, *, spread_days: int) -> None:
+    """`count` pending email steps of campaign 1 from T0 on, a minute apart, spread over days."""
+    with db.session() as s:
+        s.execute(insert(AutomationStep), [
+            {"campaign_id": 1, "position": 100 + i, "name": f"Bulk {i}", "message_type": "email",
+             "scheduled_at": T0 + timedelta(days=i % spread_days, minutes=i), "due_at": T0,
+             "status": "pending", "idempotency_key": f"bulk{i}", "subject": "", "body": "",
+             "delay_days": 0, "delay_hours": 0, "attempts": 0}
+            for i in range(count)
+        ])
+
+
 def test_a_busy_month_is_aggregated_per_day(app_db: Database, open_page) -> None:
     build_known(app_db)
     extra = AGGREGATE_THRESHOLD + 50
-    with app_db.session() as s:
-        s.execute(insert(AutomationStep), [
-            {"campaign_id": 1, "position": 100 + i, "name": f"Bulk {i}", "message_type": "email",
-             "scheduled_at": T0 + timedelta(days=i % 20, minutes=i), "due_at": T0, "status": "pending",
-             "idempotency_key": f"bulk{i}", "subject": "", "body": "", "delay_days": 0,
-             "delay_hours": 0, "attempts": 0}
-            for i in range(extra)
-        ])
+    _add_pending_emails(app_db, extra, spread_days=20)
     at = go_to(open_page(PAGE), T0.date())
     assert counted(at) == f"{extra + 9} step(s) in this month"
     shown = texts(at)
@@ -98,14 +103,7 @@ def test_a_busy_month_is_aggregated_per_day(app_db: Database, open_page) -> None
 def test_a_busy_week_names_the_first_steps_of_each_day(app_db: Database, open_page) -> None:
     build_known(app_db)
     extra = AGGREGATE_THRESHOLD + 50
-    with app_db.session() as s:
-        s.execute(insert(AutomationStep), [
-            {"campaign_id": 1, "position": 100 + i, "name": f"Bulk {i}", "message_type": "email",
-             "scheduled_at": T0 + timedelta(days=i % 7, minutes=i), "due_at": T0, "status": "pending",
-             "idempotency_key": f"bulk{i}", "subject": "", "body": "", "delay_days": 0,
-             "delay_hours": 0, "attempts": 0}
-            for i in range(extra)
-        ])
+    _add_pending_emails(app_db, extra, spread_days=7)
     at = go_to(open_page(PAGE), T0.date())
     at.radio(key="cal_view").set_value("week").run()
     assert counted(at) == f"{extra + 7} step(s) in this week"
