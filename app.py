@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.common import settings
+from ui.common import settings
 
 HERE = Path(__file__).parent
 
@@ -18,10 +18,14 @@ st.set_page_config(page_title="Automations", page_icon=":material/forward_to_inb
 
 
 def _logged_in() -> bool:
-    """When AUTOMATIONS_UI_PASSWORD is set, every page asks for it first."""
+    """When AUTOMATIONS_UI_PASSWORD is unset, or this session signed in already."""
+    return settings().ui_password is None or bool(st.session_state.get("authenticated"))
+
+
+def _login() -> None:
+    """The only page before sign-in: every other page and URL leads here."""
     secret = settings().ui_password
-    if secret is None or st.session_state.get("authenticated"):
-        return True
+    assert secret is not None
     st.title("Automations")
     with st.form("login"):
         password = st.text_input("Password", type="password")
@@ -32,7 +36,6 @@ def _logged_in() -> bool:
             st.session_state["authenticated"] = True
             st.rerun()
         st.error("Wrong password.")
-    return False
 
 
 def _pages() -> list[st.Page]:
@@ -58,6 +61,9 @@ def _pages() -> list[st.Page]:
     return pages
 
 
+# The router always builds the navigation, so Streamlit never lists the files of
+# pages/ on its own; before sign-in the navigation holds the login form alone.
 if _logged_in():
-    navigation = st.navigation(_pages())
-    navigation.run()
+    st.navigation(_pages()).run()
+else:
+    st.navigation([st.Page(_login, title="Sign in", icon=":material/lock:")], position="hidden").run()

@@ -1,8 +1,8 @@
 """The runner: `python runner.py` executes every due step on time until stopped.
 
-    python runner.py                 # tick every 5 s until SIGTERM/SIGINT
-    python runner.py --once          # execute everything due now, then exit 0
-    python runner.py --interval 1 --batch-size 500 --concurrency 16 --verbose
+python runner.py                 # tick every 5 s until SIGTERM/SIGINT
+python runner.py --once          # execute everything due now, then exit 0
+python runner.py --interval 1 --batch-size 500 --concurrency 16 --verbose
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from automations.config import get_settings
-from automations.db import Database
-from automations.engine import Runner
+from automations.domain.config import get_settings
+from automations.domain.db import Database
+from automations.runner.engine import Runner
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,13 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--once", action="store_true", help="execute everything due now, then exit")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between ticks (default 5)")
     parser.add_argument("--batch-size", type=int, default=200, help="steps claimed at a time (default 200)")
-    parser.add_argument("--concurrency", type=int, default=16,
-                        help="parallel deliveries for email/SMS/webhook (default 16)")
-    parser.add_argument("--lease", type=float, default=None,
-                        help="seconds a claim is held before another runner may take the step over")
+    parser.add_argument(
+        "--concurrency", type=int, default=16, help="parallel deliveries for email/SMS/webhook (default 16)"
+    )
+    parser.add_argument(
+        "--lease", type=float, default=None, help="seconds a claim is held before another runner may take the step over"
+    )
     parser.add_argument("--runner-id", default=None, help="name in the heartbeat (default host:pid)")
-    parser.add_argument("--database-url", default=None,
-                        help="SQLAlchemy URL (default $AUTOMATIONS_DATABASE_URL)")
+    parser.add_argument("--database-url", default=None, help="SQLAlchemy URL (default $AUTOMATIONS_DATABASE_URL)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     return parser
 
@@ -49,14 +50,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: --interval, --batch-size and --concurrency must be positive", file=sys.stderr)
         return 2
     settings = get_settings()
-    db = Database(args.database_url or os.environ.get("AUTOMATIONS_DATABASE_URL") or settings.database_url,
-                  settings=settings)
-    runner = Runner(db, settings, runner_id=args.runner_id, batch_size=args.batch_size,
-                    concurrency=args.concurrency, lease_seconds=args.lease)
+    db = Database(
+        args.database_url or os.environ.get("AUTOMATIONS_DATABASE_URL") or settings.database_url, settings=settings
+    )
+    runner = Runner(
+        db,
+        settings,
+        runner_id=args.runner_id,
+        batch_size=args.batch_size,
+        concurrency=args.concurrency,
+        lease_seconds=args.lease,
+    )
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         logging.getLogger("automations.runner").info(
-            "%s received: stopping after the steps in hand", signal.Signals(signum).name)
+            "%s received: stopping after the steps in hand", signal.Signals(signum).name
+        )
         runner.stop()
 
     signal.signal(signal.SIGTERM, _stop)

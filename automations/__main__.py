@@ -1,5 +1,5 @@
 import sys
 
-from automations.cli import main
+from automations.cli.main import main
 
 sys.exit(main())

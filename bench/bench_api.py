@@ -22,16 +22,17 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from automations.api import create_app  # noqa: E402
-from automations.config import Settings  # noqa: E402
-from automations.db import Database  # noqa: E402
-from automations.models import AutomationCampaign, AutomationStep  # noqa: E402
-from automations.timeutil import utcnow  # noqa: E402
+from automations.domain.config import Settings  # noqa: E402
+from automations.domain.db import Database  # noqa: E402
+from automations.domain.models import AutomationCampaign, AutomationStep  # noqa: E402
+from automations.domain.timeutil import utcnow  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=os.environ.get("AUTOMATIONS_DATABASE_URL",
-                                                                 "sqlite:///data/automations.db"))
+    parser.add_argument(
+        "--database-url", default=os.environ.get("AUTOMATIONS_DATABASE_URL", "sqlite:///data/automations.domain.db")
+    )
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     settings = Settings(_env_file=None, api_token="bench", database_url=args.database_url)
@@ -40,7 +41,9 @@ def main() -> int:
         steps = session.scalar(select(func.count()).select_from(AutomationStep)) or 0
         campaign_id, contact_id = session.execute(
             select(AutomationCampaign.id, AutomationCampaign.contact_id)
-            .order_by(AutomationCampaign.id).offset(1000).limit(1)
+            .order_by(AutomationCampaign.id)
+            .offset(1000)
+            .limit(1)
         ).one()
     # The demo data is spread around its creation time: query the weeks and month of today.
     today = utcnow().date()
@@ -73,8 +76,10 @@ def main() -> int:
                 print(f"{name}: HTTP {response.status_code} {response.text[:200]}")
                 return 1
         total = response.json().get("total") if isinstance(response.json(), dict) else None
-        print(f"  {name:28s} {statistics.median(times) * 1000:8.1f} ms"
-              + (f"   (total {total:,})" if isinstance(total, int) else ""))
+        print(
+            f"  {name:28s} {statistics.median(times) * 1000:8.1f} ms"
+            + (f"   (total {total:,})" if isinstance(total, int) else "")
+        )
     db.dispose()
     return 0
 

@@ -21,18 +21,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from automations.calendar_events import (  # noqa: E402
+from automations.domain.config import get_settings  # noqa: E402
+from automations.domain.db import Database  # noqa: E402
+from automations.domain.models import AutomationStep  # noqa: E402
+from automations.domain.timeutil import utcnow  # noqa: E402
+from automations.reports.calendar import (  # noqa: E402
     CalendarFilter,
     calendar_events,
     calendar_period,
     event_counts,
     period_bounds,
 )
-from automations.config import get_settings  # noqa: E402
-from automations.db import Database  # noqa: E402
-from automations.models import AutomationStep  # noqa: E402
-from automations.stats import StatsFilter, automation_stats, chart_series, statistics_page  # noqa: E402
-from automations.timeutil import utcnow  # noqa: E402
+from automations.reports.stats import (  # noqa: E402
+    StatsFilter,
+    automation_stats,
+    chart_series,
+    statistics_page,
+)
 
 
 def best(repeat: int, work: Callable[[], Any]) -> tuple[float, Any]:
@@ -64,38 +69,63 @@ def main() -> int:
         def once() -> Any:
             with db.read_session() as s:
                 return work(s)
+
         seconds, result = best(args.repeat, once)
         rows.append((label, seconds, describe(result)))
         print(f"{label:<52} {seconds * 1000:8.1f} ms  {describe(result)}")
 
     week_start, week_end = period_bounds("week", today, tz)
-    run("calendar_events: this week", lambda s: calendar_events(s, week_start, week_end),
-        lambda r: f"{len(r):,} events")
+    run(
+        "calendar_events: this week", lambda s: calendar_events(s, week_start, week_end), lambda r: f"{len(r):,} events"
+    )
     month_start, month_end = period_bounds("month", today, tz)
-    run("calendar_events: this month, limit 500",
-        lambda s: calendar_events(s, month_start, month_end, limit=500), lambda r: f"{len(r):,} events")
+    run(
+        "calendar_events: this month, limit 500",
+        lambda s: calendar_events(s, month_start, month_end, limit=500),
+        lambda r: f"{len(r):,} events",
+    )
     for view in ("week", "month", "year"):
-        run(f"calendar_period: {view} view (what the page draws)",
+        run(
+            f"calendar_period: {view} view (what the page draws)",
             lambda s, v=view: calendar_period(s, v, today, tz),
-            lambda p: f"{p.total:,} events, {'aggregated into ' + str(len(p.buckets)) + ' buckets' if p.aggregated else 'listed'}")
-    run("calendar_period: month view, email only",
+            lambda p: (
+                f"{p.total:,} events, "
+                f"{'aggregated into ' + str(len(p.buckets)) + ' buckets' if p.aggregated else 'listed'}"
+            ),
+        )
+    run(
+        "calendar_period: month view, email only",
         lambda s: calendar_period(s, "month", today, tz, CalendarFilter(message_type="email")),
-        lambda p: f"{p.total:,} events")
-    run("event_counts: per hour, this week",
-        lambda s: event_counts(s, week_start, week_end, tz, bucket="hour"), lambda r: f"{len(r)} hours")
-    run("automation_stats: everything", lambda s: automation_stats(s, now),
-        lambda r: f"{r['steps_total']:,} steps, success {r['success_rate']:.3f}")
+        lambda p: f"{p.total:,} events",
+    )
+    run(
+        "event_counts: per hour, this week",
+        lambda s: event_counts(s, week_start, week_end, tz, bucket="hour"),
+        lambda r: f"{len(r)} hours",
+    )
+    run(
+        "automation_stats: everything",
+        lambda s: automation_stats(s, now),
+        lambda r: f"{r['steps_total']:,} steps, success {r['success_rate']:.3f}",
+    )
     last30 = StatsFilter(start=now - timedelta(days=30), end=now)
-    run("automation_stats: last 30 days", lambda s: automation_stats(s, now, last30),
-        lambda r: f"{r['steps_total']:,} steps")
-    run("chart_series: last 30 days", lambda s: chart_series(s, last30, tz),
-        lambda r: f"{sum(x['count'] for x in r.executions_per_day):,} executions")
+    run(
+        "automation_stats: last 30 days",
+        lambda s: automation_stats(s, now, last30),
+        lambda r: f"{r['steps_total']:,} steps",
+    )
+    run(
+        "chart_series: last 30 days",
+        lambda s: chart_series(s, last30, tz),
+        lambda r: f"{sum(x['count'] for x in r.executions_per_day):,} executions",
+    )
     # What the page runs: statistics_page, the figures and the charts in one read.
-    run("statistics page: stats + charts, last 30 days",
-        lambda s: statistics_page(s, now, last30, tz), lambda r: "")
-    run("statistics page: stats + charts, whole history",
+    run("statistics page: stats + charts, last 30 days", lambda s: statistics_page(s, now, last30, tz), lambda r: "")
+    run(
+        "statistics page: stats + charts, whole history",
         lambda s: statistics_page(s, now, StatsFilter(start=first, end=now + timedelta(days=400)), tz),
-        lambda r: "")
+        lambda r: "",
+    )
     db.dispose()
     return 0
 

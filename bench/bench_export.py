@@ -24,12 +24,15 @@ def export(url: str, kind: str, out: Path) -> tuple[float, float, int, int]:
     """Seconds, peak MB, rows and bytes of one export in a fresh process."""
     started = time.perf_counter()
     code = (
-        "import resource, sys; from automations.cli import main; rc = main(sys.argv[1:]); "
+        "import resource, sys; from automations.cli.main import main; rc = main(sys.argv[1:]); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code, "--database-url", url, "export", kind, "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     seconds = time.perf_counter() - started
     peak_mb = int(result.stderr.strip().splitlines()[-1]) / 1024
@@ -41,16 +44,18 @@ def export(url: str, kind: str, out: Path) -> tuple[float, float, int, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", default=os.environ.get("AUTOMATIONS_DATABASE_URL"))
-    parser.add_argument("--kinds", nargs="+",
-                        default=["steps", "calendar", "campaigns", "contacts", "follow-ups", "stats"])
+    parser.add_argument(
+        "--kinds", nargs="+", default=["steps", "calendar", "campaigns", "contacts", "follow-ups", "stats"]
+    )
     args = parser.parse_args()
     if not args.database_url:
         parser.error("give --database-url or set AUTOMATIONS_DATABASE_URL")
     with tempfile.TemporaryDirectory() as folder:
         for kind in args.kinds:
             seconds, peak_mb, rows, size = export(args.database_url, kind, Path(folder) / f"{kind}.csv")
-            print(f"{kind:<11} {rows:>10,} rows {size / 1e6:8.1f} MB in {seconds:6.1f} s, "
-                  f"peak memory {peak_mb:6.1f} MB")
+            print(
+                f"{kind:<11} {rows:>10,} rows {size / 1e6:8.1f} MB in {seconds:6.1f} s, peak memory {peak_mb:6.1f} MB"
+            )
     return 0
 
 

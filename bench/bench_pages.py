@@ -19,19 +19,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, select  # noqa: E402
 import streamlit as st  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from automations.db import Database  # noqa: E402
-from automations.models import AutomationCampaign, AutomationStep, Contact  # noqa: E402
+from automations.domain.db import Database  # noqa: E402
+from automations.domain.models import AutomationCampaign, AutomationStep, Contact  # noqa: E402
 
 # AppTest runs outside a server; Streamlit's warnings about that are noise here.
 for _name in ("streamlit.runtime.caching.cache_data_api", "streamlit.runtime.scriptrunner_utils.script_run_context"):
     logging.getLogger(_name).addFilter(lambda record: record.levelno >= logging.ERROR)
 
-PAGES = ["overview", "campaigns", "new_campaign", "templates", "followups", "contacts", "settings",
-         "calendar", "statistics", "rules"]
+PAGES = [
+    "overview",
+    "campaigns",
+    "new_campaign",
+    "templates",
+    "followups",
+    "contacts",
+    "settings",
+    "calendar",
+    "statistics",
+    "rules",
+]
 
 
 def _timed(at: AppTest, cold: bool = False) -> float:
@@ -62,22 +72,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--pages", nargs="*", default=PAGES, help="which pages (default: all)")
-    parser.add_argument("--cold", action="store_true",
-                        help="clear the cached reads before every run (time the queries, not the cache)")
+    parser.add_argument(
+        "--cold", action="store_true", help="clear the cached reads before every run (time the queries, not the cache)"
+    )
     args = parser.parse_args()
     db = Database()
     with db.read_session() as s:
         counts = [s.scalar(select(func.count()).select_from(m)) for m in (Contact, AutomationCampaign, AutomationStep)]
-    print(f"database: {db.settings.database_url} · {counts[0]:,} contacts, {counts[1]:,} campaigns, "
-          f"{counts[2]:,} steps")
+    print(
+        f"database: {db.settings.database_url} · {counts[0]:,} contacts, {counts[1]:,} campaigns, {counts[2]:,} steps"
+    )
     print(f"{'page':<28}{'first run':>12}{'median':>10}{'worst':>10}   (seconds, {args.runs} runs after the first)")
-    cases: list[tuple[str, str, object]] = [
-        (p, p, None) for p in args.pages if (ROOT / "pages" / f"{p}.py").exists()]
+    cases: list[tuple[str, str, object]] = [(p, p, None) for p in args.pages if (ROOT / "pages" / f"{p}.py").exists()]
     if "campaigns" in args.pages:
-        cases.append(("campaigns (one opened)", "campaigns",
-                      lambda at: at.selectbox(key="camp_open").set_value(int(at.dataframe[0].value["id"].iloc[0]))))
-        cases.append(("campaigns (filtered)", "campaigns",
-                      lambda at: at.selectbox(key="camp_status").set_value("paused")))
+        cases.append(
+            (
+                "campaigns (one opened)",
+                "campaigns",
+                lambda at: at.selectbox(key="camp_open").set_value(int(at.dataframe[0].value["id"].iloc[0])),
+            )
+        )
+        cases.append(
+            ("campaigns (filtered)", "campaigns", lambda at: at.selectbox(key="camp_status").set_value("paused"))
+        )
     worst_median = 0.0
     for label, page, setup in cases:
         first, median, worst = bench(page, args.runs, setup, args.cold)

@@ -28,14 +28,20 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from automations import migrate, rules  # noqa: E402
-from automations.config import Settings  # noqa: E402
-from automations.db import Database  # noqa: E402
-from automations.events import record_event  # noqa: E402
-from automations.models import AutomationTemplate, Contact, ContactTag, RuleExecution  # noqa: E402
-from automations.rule_engine import process_rules  # noqa: E402
-from automations.seed import seed_system_templates  # noqa: E402
-from automations.timeutil import utcnow  # noqa: E402
+from automations.domain import migrate  # noqa: E402
+from automations.domain.config import Settings  # noqa: E402
+from automations.domain.db import Database  # noqa: E402
+from automations.domain.models import (  # noqa: E402
+    AutomationTemplate,
+    Contact,
+    ContactTag,
+    RuleExecution,
+)
+from automations.domain.timeutil import utcnow  # noqa: E402
+from automations.runner.rules import process_rules  # noqa: E402
+from automations.services import rules  # noqa: E402
+from automations.services.events import record_event  # noqa: E402
+from automations.services.seed import seed_system_templates  # noqa: E402
 
 
 def _database(url: str | None) -> tuple[Database, str | None]:
@@ -65,24 +71,50 @@ def main() -> int:
     try:
         with db.session() as s:
             seed_system_templates(s)
-            onboarding = s.scalar(sa.select(AutomationTemplate.id).where(AutomationTemplate.name == "Customer Onboarding"))
+            onboarding = s.scalar(
+                sa.select(AutomationTemplate.id).where(AutomationTemplate.name == "Customer Onboarding")
+            )
             base = {"action": "create_followup", "action_config": {"title": "Call {{ contact.first_name }}"}}
             rules.create_rule(s, {**base, "name": "Welcome", "trigger": "contact_created"}, now=now - timedelta(days=1))
-            rules.create_rule(s, {"name": "Trial", "trigger": "tag_added", "trigger_config": {"tag": "trial"},
-                                  "action": "start_campaign", "action_config": {"template_id": onboarding}},
-                              now=now - timedelta(days=1))
-            rules.create_rule(s, {**base, "name": "Replied", "trigger": "inbound_event",
-                                  "trigger_config": {"event": "replied"}, "conditions": [{"kind": "tag", "tag": "vip"}]},
-                              now=now - timedelta(days=1))
-            rules.create_rule(s, {**base, "name": "Overdue", "trigger": "followup_overdue",
-                                  "trigger_config": {"days_overdue": 3}}, now=now - timedelta(days=1))
+            rules.create_rule(
+                s,
+                {
+                    "name": "Trial",
+                    "trigger": "tag_added",
+                    "trigger_config": {"tag": "trial"},
+                    "action": "start_campaign",
+                    "action_config": {"template_id": onboarding},
+                },
+                now=now - timedelta(days=1),
+            )
+            rules.create_rule(
+                s,
+                {
+                    **base,
+                    "name": "Replied",
+                    "trigger": "inbound_event",
+                    "trigger_config": {"event": "replied"},
+                    "conditions": [{"kind": "tag", "tag": "vip"}],
+                },
+                now=now - timedelta(days=1),
+            )
+            rules.create_rule(
+                s,
+                {**base, "name": "Overdue", "trigger": "followup_overdue", "trigger_config": {"days_overdue": 3}},
+                now=now - timedelta(days=1),
+            )
         # Contacts and their events written directly in bulk (the services add them one by one).
         t0 = time.perf_counter()
         with db.session() as s:
             for n in range(args.contacts):
-                contact = Contact(first_name=f"P{n}", last_name="Bench", email=f"p{n}@example.com",
-                                  tag_rows=[ContactTag(tag="trial")] + ([ContactTag(tag="vip")] if n % 2 else []),
-                                  created_at=now, updated_at=now)
+                contact = Contact(
+                    first_name=f"P{n}",
+                    last_name="Bench",
+                    email=f"p{n}@example.com",
+                    tag_rows=[ContactTag(tag="trial")] + ([ContactTag(tag="vip")] if n % 2 else []),
+                    created_at=now,
+                    updated_at=now,
+                )
                 s.add(contact)
                 if n % 1000 == 999:
                     s.flush()
@@ -103,18 +135,23 @@ def main() -> int:
             handled += step
         took = time.perf_counter() - t0
         with db.read_session() as s:
-            by_status = dict(s.execute(sa.select(RuleExecution.status, sa.func.count())
-                                       .group_by(RuleExecution.status)).all())
-        print(f"events/s: {3 * len(ids) / took:,.0f} ({3 * len(ids)} events, {handled} items, {took:.1f}s; "
-              f"executions {by_status})")
+            by_status = dict(
+                s.execute(sa.select(RuleExecution.status, sa.func.count()).group_by(RuleExecution.status)).all()
+            )
+        print(
+            f"events/s: {3 * len(ids) / took:,.0f} ({3 * len(ids)} events, {handled} items, {took:.1f}s; "
+            f"executions {by_status})"
+        )
 
         timings = []
         for _ in range(5):
             t0 = time.perf_counter()
             process_rules(db, now=now + timedelta(minutes=1), runner_id="bench", batch=500)
             timings.append(time.perf_counter() - t0)
-        print(f"idle pass: {min(timings) * 1000:.1f} ms (best of 5; nothing new, "
-              f"{len(ids)} pending follow-ups, overdue rule active)")
+        print(
+            f"idle pass: {min(timings) * 1000:.1f} ms (best of 5; nothing new, "
+            f"{len(ids)} pending follow-ups, overdue rule active)"
+        )
     finally:
         db.dispose()
         if schema and args.database_url:

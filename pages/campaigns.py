@@ -7,17 +7,25 @@ import math
 
 import streamlit as st
 
-from automations import campaigns as service
-from automations.campaigns import CampaignFilter, CampaignRow
-from automations.errors import NotFound
-from automations.models import CampaignStatus, MessageType
-from automations.templates import TemplateSummary, list_templates
-from automations.timelines import CampaignDetail, campaign_detail
-from pages.common import (
+from automations.domain.errors import NotFound
+from automations.domain.models import CampaignStatus, MessageType
+from automations.reports.timelines import CampaignDetail, campaign_detail
+from automations.services import campaigns as service
+from automations.services.campaigns import CampaignFilter, CampaignRow
+from automations.services.templates import TemplateSummary, list_templates
+from ui.common import (
+    action,
+    badge,
+    db_url,
+    field_error,
+    fmt,
+    get_db,
     page_title,
-    action, badge, db_url, field_error, fmt, get_db, rows, status_label, type_label,
+    rows,
+    status_label,
+    type_label,
 )
-from pages.steps_editor import load_steps, steps_editor
+from ui.steps_editor import load_steps, steps_editor
 
 PAGE_SIZE = 50
 
@@ -47,20 +55,18 @@ def _filters() -> CampaignFilter:
     templates = {t.id: t.name for t in _templates(db_url())}
     c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
     search = c1.text_input("Search", key="camp_search", placeholder="campaign, contact name or email")
-    status = c2.selectbox("Status", [s.value for s in CampaignStatus], index=None, key="camp_status",
-                          placeholder="any")
-    template = c3.selectbox("Template", list(templates), format_func=templates.get, index=None,
-                            key="camp_template", placeholder="any")
-    kind = c4.selectbox("Message type", [m.value for m in MessageType], index=None, key="camp_type",
-                        placeholder="any")
+    status = c2.selectbox("Status", [s.value for s in CampaignStatus], index=None, key="camp_status", placeholder="any")
+    template = c3.selectbox(
+        "Template", list(templates), format_func=templates.get, index=None, key="camp_template", placeholder="any"
+    )
+    kind = c4.selectbox("Message type", [m.value for m in MessageType], index=None, key="camp_type", placeholder="any")
     contact = st.session_state.get("camp_contact")
     if contact:
         st.caption(f"Only the campaigns of contact #{contact}.")
         if st.button("Show every contact", key="camp_contact_clear"):
             st.session_state.pop("camp_contact")
             st.rerun()
-    return CampaignFilter(status=status, contact_id=contact, template_id=template,
-                          message_type=kind, search=search)
+    return CampaignFilter(status=status, contact_id=contact, template_id=template, message_type=kind, search=search)
 
 
 def _list(filters: CampaignFilter) -> int | None:
@@ -76,12 +82,21 @@ def _list(filters: CampaignFilter) -> int | None:
     pages = max(1, math.ceil(total / PAGE_SIZE))
     st.caption(f"{total:,} campaigns · page {page_no} of {pages:,}")
     st.dataframe(
-        rows(found, id="id", campaign="name", status=lambda r: status_label(r.status),
-             progress=lambda r: round(r.progress * 100), steps=lambda r: f"{r.steps_finished}/{r.steps_total}",
-             contact="contact_name", template=lambda r: r.template_name or "—",
-             next_step=lambda r: f"{type_label(r.next_step_type)} {r.next_step_name}" if r.next_step_name else "—",
-             next_at=lambda r: fmt(r.next_step_at)),
-        hide_index=True, width="stretch", height=min(38 + 35 * len(found), 600),
+        rows(
+            found,
+            id="id",
+            campaign="name",
+            status=lambda r: status_label(r.status),
+            progress=lambda r: round(r.progress * 100),
+            steps=lambda r: f"{r.steps_finished}/{r.steps_total}",
+            contact="contact_name",
+            template=lambda r: r.template_name or "—",
+            next_step=lambda r: f"{type_label(r.next_step_type)} {r.next_step_name}" if r.next_step_name else "—",
+            next_at=lambda r: fmt(r.next_step_at),
+        ),
+        hide_index=True,
+        width="stretch",
+        height=min(38 + 35 * len(found), 600),
         column_config={
             "id": st.column_config.NumberColumn("#", width="small"),
             "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=100, format="%.0f%%"),
@@ -92,8 +107,14 @@ def _list(filters: CampaignFilter) -> int | None:
     if pages > 1:
         st.number_input("Page", min_value=1, max_value=pages, step=1, key="camp_page")
     choices = {r.id: f"#{r.id} · {r.name} · {r.contact_name}" for r in found}
-    return st.selectbox("Open a campaign", list(choices), format_func=choices.get, index=None,
-                        key="camp_open", placeholder="Choose a campaign to see its steps")
+    return st.selectbox(
+        "Open a campaign",
+        list(choices),
+        format_func=choices.get,
+        index=None,
+        key="camp_open",
+        placeholder="Choose a campaign to see its steps",
+    )
 
 
 def _actions(detail: CampaignDetail) -> None:
@@ -101,13 +122,11 @@ def _actions(detail: CampaignDetail) -> None:
     cols = st.columns(6)
     is_open = detail.status in ("active", "paused")
     if detail.status == "active" and cols[0].button("Pause", icon=":material/pause:", key="camp_pause"):
-        with action("Campaign paused"):
-            with get_db().session() as s:
-                service.pause_campaign(s, cid)
+        with action("Campaign paused"), get_db().session() as s:
+            service.pause_campaign(s, cid)
     if detail.status == "paused" and cols[0].button("Resume", icon=":material/play_arrow:", key="camp_resume"):
-        with action("Campaign resumed; pending steps moved by the pause"):
-            with get_db().session() as s:
-                service.resume_campaign(s, cid)
+        with action("Campaign resumed; pending steps moved by the pause"), get_db().session() as s:
+            service.resume_campaign(s, cid)
     if is_open and cols[1].button("Cancel", icon=":material/stop:", key="camp_cancel"):
         st.session_state["camp_confirm"] = ("cancel", cid)
     if cols[2].button("Delete", icon=":material/delete:", key="camp_delete"):
@@ -126,19 +145,21 @@ def _actions(detail: CampaignDetail) -> None:
     confirm = st.session_state.get("camp_confirm")
     if confirm and confirm[1] == cid:
         verb = confirm[0]
-        consequence = ("its pending steps are canceled and nothing more runs" if verb == "cancel"
-                       else "the campaign, its steps and their history are deleted (the contact stays)")
+        consequence = (
+            "its pending steps are canceled and nothing more runs"
+            if verb == "cancel"
+            else "the campaign, its steps and their history are deleted (the contact stays)"
+        )
         st.warning(f"{verb.capitalize()} “{detail.name}”? {consequence}.", icon=":material/warning:")
         yes, no = st.columns([1, 5])
         if yes.button(f"Yes, {verb}", type="primary", key="camp_confirm_yes"):
             st.session_state.pop("camp_confirm")
-            with action(f"Campaign {'canceled' if verb == 'cancel' else 'deleted'}"):
-                with get_db().session() as s:
-                    if verb == "cancel":
-                        service.cancel_campaign(s, cid)
-                    else:
-                        service.delete_campaign(s, cid)
-                        st.session_state.pop("camp_open", None)
+            with action(f"Campaign {'canceled' if verb == 'cancel' else 'deleted'}"), get_db().session() as s:
+                if verb == "cancel":
+                    service.cancel_campaign(s, cid)
+                else:
+                    service.delete_campaign(s, cid)
+                    st.session_state.pop("camp_open", None)
         if no.button("No, keep it", key="camp_confirm_no"):
             st.session_state.pop("camp_confirm")
             st.rerun()
@@ -184,18 +205,28 @@ def _detail_view(campaign_id: int) -> None:
     st.progress(done / total if total else 0.0)
     _actions(detail)
     st.dataframe(
-        rows(detail.steps, step=lambda s: s.position + 1, name="name",
-             type=lambda s: type_label(s.message_type), status=lambda s: status_label(s.status),
-             scheduled=lambda s: fmt(s.scheduled_at), executed=lambda s: fmt(s.executed_at),
-             attempts="attempts", last_error=lambda s: s.last_error or ""),
-        hide_index=True, width="stretch",
+        rows(
+            detail.steps,
+            step=lambda s: s.position + 1,
+            name="name",
+            type=lambda s: type_label(s.message_type),
+            status=lambda s: status_label(s.status),
+            scheduled=lambda s: fmt(s.scheduled_at),
+            executed=lambda s: fmt(s.executed_at),
+            attempts="attempts",
+            last_error=lambda s: s.last_error or "",
+        ),
+        hide_index=True,
+        width="stretch",
     )
     st.markdown("**Content, personalised for the contact**")
     for s in detail.steps:
         with st.expander(f"{s.position + 1}. {s.name} · {type_label(s.message_type)} · {s.status}"):
-            st.markdown(f"{badge(s.status)} scheduled {fmt(s.scheduled_at)}"
-                        + (f" · executed {fmt(s.executed_at)}" if s.executed_at else "")
-                        + f" · {s.attempts} attempt(s)")
+            st.markdown(
+                f"{badge(s.status)} scheduled {fmt(s.scheduled_at)}"
+                + (f" · executed {fmt(s.executed_at)}" if s.executed_at else "")
+                + f" · {s.attempts} attempt(s)"
+            )
             if s.last_error:
                 st.error(s.last_error)
             if s.message_type == "webhook":

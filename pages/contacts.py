@@ -7,14 +7,26 @@ from typing import Any
 
 import streamlit as st
 
-from automations import contacts as service
-from automations.contact_import import STANDARD_COLUMNS, import_contacts, preview_import
-from automations.contacts import ContactFilter
-from automations.errors import Conflict, NotFound, ValidationError
-from automations.timelines import TimelineEntry, contact_timeline
-from pages.common import (
+from automations.domain.errors import ValidationError
+from automations.reports.timelines import TimelineEntry, contact_timeline
+from automations.services import contacts as service
+from automations.services.contact_import import (
+    STANDARD_COLUMNS,
+    import_contacts,
+    preview_import,
+)
+from automations.services.contacts import ContactFilter
+from ui.common import (
+    action,
+    clear_reads,
+    db_url,
+    field_error,
+    fmt,
+    get_db,
     page_title,
-    action, clear_reads, db_url, field_error, flash, fmt, get_db, rows, status_label, type_label,
+    rows,
+    status_label,
+    type_label,
 )
 
 PAGE_SIZE = 50
@@ -63,9 +75,17 @@ def _contact_form(key: str, values: dict[str, Any], errors: dict[str, str]) -> d
         email_out = o1.checkbox("Opted out of email", value=values.get("email_opt_out", False))
         sms_out = o2.checkbox("Opted out of SMS", value=values.get("sms_opt_out", False))
         if st.form_submit_button("Save contact", type="primary"):
-            return {"first_name": first, "last_name": last, "email": email, "phone": phone,
-                    "company": company, "timezone": timezone, "tags": tags,
-                    "email_opt_out": email_out, "sms_opt_out": sms_out}
+            return {
+                "first_name": first,
+                "last_name": last,
+                "email": email,
+                "phone": phone,
+                "company": company,
+                "timezone": timezone,
+                "tags": tags,
+                "email_opt_out": email_out,
+                "sms_opt_out": sms_out,
+            }
     return None
 
 
@@ -73,18 +93,34 @@ def _detail(contact: dict[str, Any]) -> None:
     cid = contact["id"]
     st.subheader(contact["name"])
     flags = [f for f, on in (("no email", contact["email_opt_out"]), ("no SMS", contact["sms_opt_out"])) if on]
-    st.caption(" · ".join([contact["email"] or "no email", contact["phone"] or "no phone",
-                           contact["company"] or "—", contact["timezone"]] + flags)
-               + ("  \nTags: " + ", ".join(contact["tags"]) if contact["tags"] else ""))
+    st.caption(
+        " · ".join(
+            [
+                contact["email"] or "no email",
+                contact["phone"] or "no phone",
+                contact["company"] or "—",
+                contact["timezone"],
+            ]
+            + flags
+        )
+        + ("  \nTags: " + ", ".join(contact["tags"]) if contact["tags"] else "")
+    )
     timeline, edit, delete = st.tabs(["Timeline", "Edit", "Delete"])
     with timeline:
         entries = _timeline(db_url(), cid)
         if entries:
             st.dataframe(
-                rows(entries, when=lambda e: fmt(e.when), kind="kind", what="what",
-                     type=lambda e: type_label(e.message_type), status=lambda e: status_label(e.status),
-                     campaign=lambda e: e.campaign_name or "—"),
-                hide_index=True, width="stretch",
+                rows(
+                    entries,
+                    when=lambda e: fmt(e.when),
+                    kind="kind",
+                    what="what",
+                    type=lambda e: type_label(e.message_type),
+                    status=lambda e: status_label(e.status),
+                    campaign=lambda e: e.campaign_name or "—",
+                ),
+                hide_index=True,
+                width="stretch",
             )
         else:
             st.info("No campaign or follow-up yet. Start one on **New Campaign**.", icon=":material/add_circle:")
@@ -95,9 +131,8 @@ def _detail(contact: dict[str, Any]) -> None:
         errors = st.session_state.get("ct_edit_errors", {})
         changes = _contact_form(f"ct_edit_{cid}", contact, errors)
         if changes is not None:
-            with action("Contact saved", "ct_edit_errors"):
-                with get_db().session() as s:
-                    service.update_contact(s, cid, changes)
+            with action("Contact saved", "ct_edit_errors"), get_db().session() as s:
+                service.update_contact(s, cid, changes)
     with delete:
         st.write("Deleting a contact deletes their campaigns and follow-ups.")
         cancel = st.checkbox("Cancel their active and paused campaigns first", key="ct_cancel_campaigns")
@@ -121,31 +156,52 @@ def _browse() -> None:
     page_no = st.session_state.get("ct_page", 1)
     found, total = _page(db_url(), filters, (page_no - 1) * PAGE_SIZE)
     if not total:
-        st.info("No contacts match. Add one in **Add contact** or import a CSV file."
-                if search or tag else "No contacts yet. Add one in **Add contact** or import a CSV file.",
-                icon=":material/group:")
+        st.info(
+            "No contacts match. Add one in **Add contact** or import a CSV file."
+            if search or tag
+            else "No contacts yet. Add one in **Add contact** or import a CSV file.",
+            icon=":material/group:",
+        )
         return
     pages = max(1, math.ceil(total / PAGE_SIZE))
     st.caption(f"{total:,} contacts · page {page_no} of {pages:,}")
     st.dataframe(
-        [{"#": c["id"], "name": c["name"], "email": c["email"] or "", "phone": c["phone"] or "",
-          "company": c["company"], "tags": ", ".join(c["tags"]),
-          "opt-out": " ".join(f for f, on in (("email", c["email_opt_out"]), ("sms", c["sms_opt_out"])) if on)}
-         for c in found],
-        hide_index=True, width="stretch",
+        [
+            {
+                "#": c["id"],
+                "name": c["name"],
+                "email": c["email"] or "",
+                "phone": c["phone"] or "",
+                "company": c["company"],
+                "tags": ", ".join(c["tags"]),
+                "opt-out": " ".join(f for f, on in (("email", c["email_opt_out"]), ("sms", c["sms_opt_out"])) if on),
+            }
+            for c in found
+        ],
+        hide_index=True,
+        width="stretch",
     )
     if pages > 1:
         st.number_input("Page", min_value=1, max_value=pages, step=1, key="ct_page")
     by_id = {c["id"]: c for c in found}
-    chosen = st.selectbox("Open a contact", list(by_id), index=None, key="ct_open",
-                          format_func=lambda i: f"{by_id[i]['name']} (#{i})", placeholder="Choose a contact")
+    chosen = st.selectbox(
+        "Open a contact",
+        list(by_id),
+        index=None,
+        key="ct_open",
+        format_func=lambda i: f"{by_id[i]['name']} (#{i})",
+        placeholder="Choose a contact",
+    )
     if chosen in by_id:
         _detail(by_id[chosen])
 
 
 def _import() -> None:
-    st.write("A CSV file with a header row. Columns: " + ", ".join(f"`{c}`" for c in STANDARD_COLUMNS)
-             + "; any other column becomes a custom field. Only `first_name` is required.")
+    st.write(
+        "A CSV file with a header row. Columns: "
+        + ", ".join(f"`{c}`" for c in STANDARD_COLUMNS)
+        + "; any other column becomes a custom field. Only `first_name` is required."
+    )
     upload = st.file_uploader("CSV file", type=["csv"], key="ct_upload")
     if upload is None:
         return
@@ -159,21 +215,37 @@ def _import() -> None:
     bad = [r for r in preview if not r.ok]
     st.caption(f"{len(preview) - len(bad)} valid rows will be imported · {len(bad)} rows have problems")
     st.dataframe(
-        [{"line": r.line, "ok": "valid" if r.ok else "problem",
-          "problems": "; ".join(f"{k}: {v}" for k, v in r.errors.items()),
-          "first_name": r.data.get("first_name", ""), "last_name": r.data.get("last_name", ""),
-          "email": r.data.get("email") or "", "phone": r.data.get("phone") or ""}
-         for r in preview],
-        hide_index=True, width="stretch",
+        [
+            {
+                "line": r.line,
+                "ok": "valid" if r.ok else "problem",
+                "problems": "; ".join(f"{k}: {v}" for k, v in r.errors.items()),
+                "first_name": r.data.get("first_name", ""),
+                "last_name": r.data.get("last_name", ""),
+                "email": r.data.get("email") or "",
+                "phone": r.data.get("phone") or "",
+            }
+            for r in preview
+        ],
+        hide_index=True,
+        width="stretch",
     )
-    if st.button(f"Import {len(preview) - len(bad)} valid rows", type="primary", key="ct_import",
-                 disabled=len(bad) == len(preview)):
+    if st.button(
+        f"Import {len(preview) - len(bad)} valid rows",
+        type="primary",
+        key="ct_import",
+        disabled=len(bad) == len(preview),
+    ):
         with get_db().session() as s:
             result = import_contacts(s, text)
         clear_reads()
-        st.session_state["ct_import_result"] = (result.created, [
-            {"line": r.line, "problems": "; ".join(f"{k}: {v}" for k, v in r.errors.items())}
-            for r in result.rejected])
+        st.session_state["ct_import_result"] = (
+            result.created,
+            [
+                {"line": r.line, "problems": "; ".join(f"{k}: {v}" for k, v in r.errors.items())}
+                for r in result.rejected
+            ],
+        )
     outcome = st.session_state.get("ct_import_result")
     if outcome:
         st.success(f"Imported {outcome[0]} contacts.")
@@ -190,8 +262,7 @@ with add:
     errors = st.session_state.get("ct_add_errors", {})
     values = _contact_form("ct_add", {}, errors)
     if values is not None:
-        with action("Contact added", "ct_add_errors"):
-            with get_db().session() as s:
-                service.create_contact(s, values)
+        with action("Contact added", "ct_add_errors"), get_db().session() as s:
+            service.create_contact(s, values)
 with upload:
     _import()

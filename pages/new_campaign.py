@@ -7,13 +7,28 @@ from typing import Any
 
 import streamlit as st
 
-from automations.campaigns import preview_schedule, render_step, start_campaigns_for_contacts
-from automations.contacts import ContactFilter, all_tags, contact_ids_with_tag, get_contact, search_contacts
-from automations.errors import ValidationError
-from automations.templates import TemplateSummary, get_template, list_templates, step_as_input
-from automations.timeutil import as_utc, humanize_delay
-from pages.common import action, db_url, fmt, get_db, settings, type_label, page_title
-from pages.steps_editor import load_steps, steps_editor
+from automations.domain.errors import ValidationError
+from automations.domain.timeutil import as_utc, humanize_delay
+from automations.services.campaigns import (
+    preview_schedule,
+    render_step,
+    start_campaigns_for_contacts,
+)
+from automations.services.contacts import (
+    ContactFilter,
+    all_tags,
+    contact_ids_with_tag,
+    get_contact,
+    search_contacts,
+)
+from automations.services.templates import (
+    TemplateSummary,
+    get_template,
+    list_templates,
+    step_as_input,
+)
+from ui.common import action, db_url, fmt, get_db, page_title, settings, type_label
+from ui.steps_editor import load_steps, steps_editor
 
 P = "new"  # session-state prefix of this page's steps editor
 ERRORS = "new_errors"
@@ -57,24 +72,28 @@ def _preview(steps: list[dict[str, Any]], start_at: datetime | None, contact_id:
             s.expunge(contact)
     name = st.session_state.get("new_name", "")
     table = []
-    for step, when in zip(steps, times):
+    for step, when in zip(steps, times, strict=False):
         subject = body = ""
         if contact is not None:
             try:
                 subject, body = render_step(_Step(step), contact, name)
             except Exception as exc:  # a template that cannot render for this contact is shown as such
                 body = f"(cannot render: {exc})"
-        table.append({
-            "when": fmt(when, "%a %Y-%m-%d %H:%M"),
-            "after": humanize_delay(step["delay_days"], step["delay_hours"]),
-            "step": step["name"], "type": type_label(step["message_type"]),
-            "subject / title": subject if contact else step.get("subject", ""),
-            "content": body if contact else step.get("body") or step.get("webhook_url") or "",
-        })
+        table.append(
+            {
+                "when": fmt(when, "%a %Y-%m-%d %H:%M"),
+                "after": humanize_delay(step["delay_days"], step["delay_hours"]),
+                "step": step["name"],
+                "type": type_label(step["message_type"]),
+                "subject / title": subject if contact else step.get("subject", ""),
+                "content": body if contact else step.get("body") or step.get("webhook_url") or "",
+            }
+        )
     who = f"for {contact.full_name}" if contact else "(choose a contact to see the personalised content)"
     st.caption(f"Times in {settings().timezone} · content {who}")
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"content": st.column_config.TextColumn(width="large")})
+    st.dataframe(
+        table, hide_index=True, width="stretch", column_config={"content": st.column_config.TextColumn(width="large")}
+    )
 
 
 class _Step:
@@ -95,29 +114,33 @@ if "name" in errors:
     st.error(errors["name"], icon=":material/warning:")
 
 st.subheader("Contacts")
-mode = st.radio("Apply to", ["One contact", "Several contacts", "Everyone with a tag"],
-                horizontal=True, key="new_mode")
+mode = st.radio("Apply to", ["One contact", "Several contacts", "Everyone with a tag"], horizontal=True, key="new_mode")
 contact_ids: list[int] = []
 if mode == "Everyone with a tag":
-    tag = st.selectbox("Tag", _tags(db_url()), index=None, key="new_tag",
-                       placeholder="Choose a tag")
+    tag = st.selectbox("Tag", _tags(db_url()), index=None, key="new_tag", placeholder="Choose a tag")
     if tag:
         with get_db().read_session() as s:
             contact_ids = contact_ids_with_tag(s, tag)
         st.caption(f"{len(contact_ids):,} contacts have the tag “{tag}”: one campaign each.")
 else:
-    query = st.text_input("Find contact", key="new_contact_search",
-                          placeholder="name, email or company")
+    query = st.text_input("Find contact", key="new_contact_search", placeholder="name, email or company")
     choices = _contact_choices(db_url(), query)
     if not choices:
         st.info("No contact matches. Add contacts on the **Contacts** page.", icon=":material/group:")
     if mode == "One contact":
-        picked = st.selectbox("Contact", list(choices), format_func=choices.get, index=None,
-                              key="new_contact", placeholder="Choose a contact")
+        picked = st.selectbox(
+            "Contact",
+            list(choices),
+            format_func=choices.get,
+            index=None,
+            key="new_contact",
+            placeholder="Choose a contact",
+        )
         contact_ids = [picked] if picked else []
     else:
-        contact_ids = st.multiselect("Contacts", list(choices), format_func=choices.get,
-                                     key="new_contacts", placeholder="Choose contacts")
+        contact_ids = st.multiselect(
+            "Contacts", list(choices), format_func=choices.get, key="new_contacts", placeholder="Choose contacts"
+        )
 for field in ("contact_id", "contact_ids"):
     if field in errors:
         st.error(errors[field], icon=":material/warning:")
@@ -125,7 +148,10 @@ for field in ("contact_id", "contact_ids"):
 st.subheader("Steps")
 by_id = {t.id: t for t in templates}
 template_id = st.selectbox(
-    "Start from a template (optional)", list(by_id), index=None, key="new_template",
+    "Start from a template (optional)",
+    list(by_id),
+    index=None,
+    key="new_template",
     format_func=lambda i: f"{by_id[i].name} · {by_id[i].step_count} steps · {by_id[i].category}",
     placeholder="From scratch",
 )
@@ -158,7 +184,12 @@ if st.button("Save and activate", type="primary", key="new_save"):
             if not contact_ids:
                 raise ValidationError.single("contact_id", "choose a contact")
             created = start_campaigns_for_contacts(
-                s, contact_ids, template_id=template_id, steps=steps, name=name, start_at=start_at,
+                s,
+                contact_ids,
+                template_id=template_id,
+                steps=steps,
+                name=name,
+                start_at=start_at,
             )
         st.session_state["new_created"] = [c.id for c in created]
         st.session_state["new_loaded_template"] = "reset"

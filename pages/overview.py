@@ -6,7 +6,8 @@ from datetime import datetime
 
 import streamlit as st
 
-from automations.overview import (
+from automations.domain.timeutil import utcnow
+from automations.reports.overview import (
     OverviewFigures,
     StepLine,
     latest_executions,
@@ -14,8 +15,18 @@ from automations.overview import (
     overview_figures,
     runner_states,
 )
-from automations.timeutil import utcnow
-from pages.common import badge, db_url, fmt, get_db, now_minute, rows, settings, status_label, type_label, page_title
+from ui.common import (
+    badge,
+    db_url,
+    fmt,
+    get_db,
+    now_minute,
+    page_title,
+    rows,
+    settings,
+    status_label,
+    type_label,
+)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -44,7 +55,9 @@ def runner_health() -> None:
     alive = [r for r in runners if r.alive]
     if alive:
         latest = max(r.last_tick_at for r in alive)
-        st.success(f"Runner alive: {len(alive)} running, last tick {fmt(latest, '%H:%M:%S')}.", icon=":material/check_circle:")
+        st.success(
+            f"Runner alive: {len(alive)} running, last tick {fmt(latest, '%H:%M:%S')}.", icon=":material/check_circle:"
+        )
     elif runners:
         st.warning(
             f"No runner has ticked recently (last tick {fmt(runners[0].last_tick_at)}). "
@@ -53,29 +66,41 @@ def runner_health() -> None:
         )
     else:
         st.warning(
-            "No runner has ever ticked. Scheduled steps are not being executed: "
-            "start one with `python runner.py`.",
+            "No runner has ever ticked. Scheduled steps are not being executed: start one with `python runner.py`.",
             icon=":material/error:",
         )
     if runners:
         with st.expander(f"Runners ({len(runners)})"):
             st.dataframe(
-                rows(runners, runner="runner_id", host="host", pid="pid",
-                     state=lambda r: "alive" if r.alive else ("stopped" if r.stopped_at else "silent"),
-                     last_tick=lambda r: fmt(r.last_tick_at, "%Y-%m-%d %H:%M:%S"),
-                     steps_done="steps_done", last_error=lambda r: r.last_error or ""),
-                hide_index=True, width="stretch",
+                rows(
+                    runners,
+                    runner="runner_id",
+                    host="host",
+                    pid="pid",
+                    state=lambda r: "alive" if r.alive else ("stopped" if r.stopped_at else "silent"),
+                    last_tick=lambda r: fmt(r.last_tick_at, "%Y-%m-%d %H:%M:%S"),
+                    steps_done="steps_done",
+                    last_error=lambda r: r.last_error or "",
+                ),
+                hide_index=True,
+                width="stretch",
             )
 
 
 def _step_table(lines: list[StepLine], when: str) -> None:
     st.dataframe(
-        rows(lines,
-             when=lambda l: fmt(l.executed_at if when == "executed" else l.scheduled_at),
-             status=lambda l: status_label(l.status), type=lambda l: type_label(l.message_type), step="step_name",
-             campaign="campaign_name", contact="contact_name",
-             error=lambda l: l.last_error or ""),
-        hide_index=True, width="stretch",
+        rows(
+            lines,
+            when=lambda line: fmt(line.executed_at if when == "executed" else line.scheduled_at),
+            status=lambda line: status_label(line.status),
+            type=lambda line: type_label(line.message_type),
+            step="step_name",
+            campaign="campaign_name",
+            contact="contact_name",
+            error=lambda line: line.last_error or "",
+        ),
+        hide_index=True,
+        width="stretch",
         column_config={"error": st.column_config.TextColumn(width="medium")},
     )
 
@@ -86,17 +111,21 @@ figures = _figures(db_url(), now)
 runner_health()
 
 cols = st.columns(5)
-cols[0].metric("Active campaigns", f"{figures.active_campaigns:,}",
-               help=f"{figures.paused_campaigns:,} paused")
-cols[1].metric("Steps due today", f"{figures.steps_due_today:,}",
-               help=f"{figures.steps_overdue:,} overdue pending steps")
-cols[2].metric("Pending follow-ups", f"{figures.followups.pending:,}",
-               help=f"{figures.followups.due_today:,} due later today")
+cols[0].metric("Active campaigns", f"{figures.active_campaigns:,}", help=f"{figures.paused_campaigns:,} paused")
+cols[1].metric(
+    "Steps due today", f"{figures.steps_due_today:,}", help=f"{figures.steps_overdue:,} overdue pending steps"
+)
+cols[2].metric(
+    "Pending follow-ups", f"{figures.followups.pending:,}", help=f"{figures.followups.due_today:,} due later today"
+)
 cols[3].metric("Overdue follow-ups", f"{figures.followups.overdue:,}")
 rate = figures.success_rate
-cols[4].metric("Success rate, 7 days", "—" if rate is None else f"{rate:.1%}",
-               help=f"{figures.succeeded_last_7_days:,} sent or done, "
-                    f"{figures.failed_last_7_days:,} failed (skipped steps not counted)")
+cols[4].metric(
+    "Success rate, 7 days",
+    "—" if rate is None else f"{rate:.1%}",
+    help=f"{figures.succeeded_last_7_days:,} sent or done, "
+    f"{figures.failed_last_7_days:,} failed (skipped steps not counted)",
+)
 if figures.steps_overdue:
     st.info(f"{figures.steps_overdue:,} pending steps are past their time; a running runner executes them in order.")
 
@@ -112,9 +141,11 @@ with right:
     st.subheader("Latest executions")
     latest = _latest(db_url(), now)
     if latest:
-        failures = sum(1 for l in latest if l.status == "failed")
+        failures = sum(1 for line in latest if line.status == "failed")
         if failures:
             st.caption(f"{badge('failed')} {failures} failure(s) in the last 7 days are listed first.")
         _step_table(latest, "executed")
     else:
-        st.info("No step has run yet. Once a runner executes steps they appear here.", icon=":material/hourglass_empty:")
+        st.info(
+            "No step has run yet. Once a runner executes steps they appear here.", icon=":material/hourglass_empty:"
+        )

@@ -6,12 +6,26 @@ from typing import Any
 
 import streamlit as st
 
-from automations import rules
-from automations.models import RuleAction, RuleTrigger
-from automations.rules import ACTION_LABELS, TRIGGER_LABELS, HistoryRow, RuleView
-from automations.templates import list_templates
-from automations.timeutil import utcnow
-from pages.common import action, db_url, field_error, fmt, get_db, page_title, rows, status_label
+from automations.domain.models import RuleAction, RuleTrigger
+from automations.domain.timeutil import utcnow
+from automations.services import rules
+from automations.services.rules import (
+    ACTION_LABELS,
+    TRIGGER_LABELS,
+    HistoryRow,
+    RuleView,
+)
+from automations.services.templates import list_templates
+from ui.common import (
+    action,
+    db_url,
+    field_error,
+    fmt,
+    get_db,
+    page_title,
+    rows,
+    status_label,
+)
 
 HISTORY_PAGE = 50
 ERRORS = "rules_errors"
@@ -37,10 +51,20 @@ def _history(url: str, rule_id: int | None, offset: int) -> tuple[list[HistoryRo
 
 def _rule_table(views: list[RuleView]) -> None:
     st.dataframe(
-        rows(views, rule="name", active=lambda r: "yes" if r.is_active else "disabled",
-             when="description", delay="delay", conditions="conditions", re_enrolment="reenrolment",
-             applied="applied", pending="pending", skipped="skipped"),
-        hide_index=True, width="stretch",
+        rows(
+            views,
+            rule="name",
+            active=lambda r: "yes" if r.is_active else "disabled",
+            when="description",
+            delay="delay",
+            conditions="conditions",
+            re_enrolment="reenrolment",
+            applied="applied",
+            pending="pending",
+            skipped="skipped",
+        ),
+        hide_index=True,
+        width="stretch",
     )
 
 
@@ -56,81 +80,149 @@ def _rule_form(key: str, current: dict[str, Any], templates: dict[int, str]) -> 
 
     triggers = [t.value for t in RuleTrigger]
     data["trigger"] = st.selectbox(
-        "When", triggers, index=triggers.index(current.get("trigger", RuleTrigger.TAG_ADDED.value)),
-        format_func=TRIGGER_LABELS.get, key=f"{key}_trigger",
+        "When",
+        triggers,
+        index=triggers.index(current.get("trigger", RuleTrigger.TAG_ADDED.value)),
+        format_func=TRIGGER_LABELS.get,
+        key=f"{key}_trigger",
     )
     config: dict[str, Any] = {}
     if data["trigger"] == RuleTrigger.TAG_ADDED.value:
         config["tag"] = st.text_input("Tag", value=trigger_config.get("tag") or "", key=f"{key}_tag")
     elif data["trigger"] == RuleTrigger.FIELD_CHANGED.value:
-        config["field"] = st.text_input("Field (standard or custom)", value=trigger_config.get("field") or "",
-                                        key=f"{key}_field")
-        config["value"] = st.text_input("Changed to (empty: any change)", value=trigger_config.get("value") or "",
-                                        key=f"{key}_value")
+        config["field"] = st.text_input(
+            "Field (standard or custom)", value=trigger_config.get("field") or "", key=f"{key}_field"
+        )
+        config["value"] = st.text_input(
+            "Changed to (empty: any change)", value=trigger_config.get("value") or "", key=f"{key}_value"
+        )
     elif data["trigger"] == RuleTrigger.INBOUND_EVENT.value:
-        config["event"] = st.text_input("Event name (e.g. replied)", value=trigger_config.get("event") or "",
-                                        key=f"{key}_event")
+        config["event"] = st.text_input(
+            "Event name (e.g. replied)", value=trigger_config.get("event") or "", key=f"{key}_event"
+        )
     elif data["trigger"] == RuleTrigger.FOLLOWUP_OVERDUE.value:
-        config["days_overdue"] = int(st.number_input(
-            "Days overdue", min_value=0, max_value=3650, step=1,
-            value=int(trigger_config.get("days_overdue") or 1), key=f"{key}_overdue"))
+        config["days_overdue"] = int(
+            st.number_input(
+                "Days overdue",
+                min_value=0,
+                max_value=3650,
+                step=1,
+                value=int(trigger_config.get("days_overdue") or 1),
+                key=f"{key}_overdue",
+            )
+        )
     elif data["trigger"] == RuleTrigger.CAMPAIGN_COMPLETED.value:
         choices = [0, *templates]
-        config["template_id"] = st.selectbox(
-            "Only campaigns from template", choices,
-            index=choices.index(trigger_config.get("template_id") or 0)
-            if (trigger_config.get("template_id") or 0) in choices else 0,
-            format_func=lambda i: templates.get(i, "any template"), key=f"{key}_from_template",
-        ) or None
+        config["template_id"] = (
+            st.selectbox(
+                "Only campaigns from template",
+                choices,
+                index=choices.index(trigger_config.get("template_id") or 0)
+                if (trigger_config.get("template_id") or 0) in choices
+                else 0,
+                format_func=lambda i: templates.get(i, "any template"),
+                key=f"{key}_from_template",
+            )
+            or None
+        )
     data["trigger_config"] = config
     field_error(errors, *[f"trigger_config.{k}" for k in ("tag", "field", "value", "event", "days_overdue")])
-    data["stop_other_campaigns"] = st.checkbox(
-        "Stop the contact's other active campaigns (inbound events only)",
-        value=current.get("stop_other_campaigns", False), key=f"{key}_stop",
-        disabled=data["trigger"] != RuleTrigger.INBOUND_EVENT.value,
-    ) and data["trigger"] == RuleTrigger.INBOUND_EVENT.value
+    data["stop_other_campaigns"] = (
+        st.checkbox(
+            "Stop the contact's other active campaigns (inbound events only)",
+            value=current.get("stop_other_campaigns", False),
+            key=f"{key}_stop",
+            disabled=data["trigger"] != RuleTrigger.INBOUND_EVENT.value,
+        )
+        and data["trigger"] == RuleTrigger.INBOUND_EVENT.value
+    )
 
     conditions_text = st.text_area(
-        "Only when (one condition per line: `tag: vip`, `opted in: email`, `plan = pro`, "
-        "`company contains acme`)",
-        value=rules.conditions_to_text(current.get("conditions") or []), key=f"{key}_conditions",
+        "Only when (one condition per line: `tag: vip`, `opted in: email`, `plan = pro`, `company contains acme`)",
+        value=rules.conditions_to_text(current.get("conditions") or []),
+        key=f"{key}_conditions",
     )
     data["conditions_text"] = conditions_text
     field_error(errors, "conditions", *[k for k in errors if k.startswith("conditions.")])
 
     days, hours = st.columns(2)
-    data["delay_days"] = int(days.number_input("Delay (days)", min_value=0, max_value=3650, step=1,
-                                               value=int(current.get("delay_days", 0)), key=f"{key}_days"))
-    data["delay_hours"] = int(hours.number_input("and hours", min_value=0, max_value=2160, step=1,
-                                                 value=int(current.get("delay_hours", 0)), key=f"{key}_hours"))
+    data["delay_days"] = int(
+        days.number_input(
+            "Delay (days)",
+            min_value=0,
+            max_value=3650,
+            step=1,
+            value=int(current.get("delay_days", 0)),
+            key=f"{key}_days",
+        )
+    )
+    data["delay_hours"] = int(
+        hours.number_input(
+            "and hours",
+            min_value=0,
+            max_value=2160,
+            step=1,
+            value=int(current.get("delay_hours", 0)),
+            key=f"{key}_hours",
+        )
+    )
 
     actions = [a.value for a in RuleAction]
-    data["action"] = st.radio("Then", actions, index=actions.index(current.get("action", actions[0])),
-                              format_func=ACTION_LABELS.get, key=f"{key}_action", horizontal=True)
+    data["action"] = st.radio(
+        "Then",
+        actions,
+        index=actions.index(current.get("action", actions[0])),
+        format_func=ACTION_LABELS.get,
+        key=f"{key}_action",
+        horizontal=True,
+    )
     if data["action"] == RuleAction.CREATE_FOLLOWUP.value:
         data["action_config"] = {
-            "title": st.text_input("Task title (e.g. Call {{ contact.first_name }})",
-                                   value=action_config.get("title") or "", key=f"{key}_title"),
+            "title": st.text_input(
+                "Task title (e.g. Call {{ contact.first_name }})",
+                value=action_config.get("title") or "",
+                key=f"{key}_title",
+            ),
             "notes": st.text_area("Task notes", value=action_config.get("notes") or "", key=f"{key}_notes"),
         }
         field_error(errors, "action_config.title", "action_config.notes")
     else:
         ids = list(templates)
         chosen = action_config.get("template_id")
-        data["action_config"] = {"template_id": st.selectbox(
-            "Campaign template", ids, index=ids.index(chosen) if chosen in ids else 0,
-            format_func=templates.get, key=f"{key}_template") if ids else None}
+        data["action_config"] = {
+            "template_id": st.selectbox(
+                "Campaign template",
+                ids,
+                index=ids.index(chosen) if chosen in ids else 0,
+                format_func=templates.get,
+                key=f"{key}_template",
+            )
+            if ids
+            else None
+        }
         field_error(errors, "action_config.template_id")
 
     once = current.get("reenroll_after_days") is None
-    mode = st.radio("Re-enrolment", ["once", "every"], index=0 if once else 1, key=f"{key}_reenrol",
-                    format_func={"once": "Once per contact, ever", "every": "At most once every N days"}.get,
-                    horizontal=True)
+    mode = st.radio(
+        "Re-enrolment",
+        ["once", "every"],
+        index=0 if once else 1,
+        key=f"{key}_reenrol",
+        format_func={"once": "Once per contact, ever", "every": "At most once every N days"}.get,
+        horizontal=True,
+    )
     data["reenroll_after_days"] = None
     if mode == "every":
-        data["reenroll_after_days"] = int(st.number_input(
-            "N days", min_value=1, max_value=3650, step=1,
-            value=int(current.get("reenroll_after_days") or 30), key=f"{key}_reenrol_days"))
+        data["reenroll_after_days"] = int(
+            st.number_input(
+                "N days",
+                min_value=1,
+                max_value=3650,
+                step=1,
+                value=int(current.get("reenroll_after_days") or 30),
+                key=f"{key}_reenrol_days",
+            )
+        )
     return data
 
 
@@ -148,8 +240,10 @@ def _save(key: str, rule_id: int | None, data: dict[str, Any]) -> None:
 
 def main() -> None:
     page_title(":material/rule: Follow-up rules")
-    st.caption("When something happens to a contact, after a delay, create a follow-up task or start a "
-               "campaign. The runner applies each rule once per event, on its next tick.")
+    st.caption(
+        "When something happens to a contact, after a delay, create a follow-up task or start a "
+        "campaign. The runner applies each rule once per event, on its next tick."
+    )
     url = db_url()
     views, total = _rules(url)
     templates = _templates(url)
@@ -157,8 +251,9 @@ def main() -> None:
     if views:
         _rule_table(views)
     else:
-        st.info("No rules yet. Create one below, for example: when the tag `trial` is added, "
-                "start Customer Onboarding.")
+        st.info(
+            "No rules yet. Create one below, for example: when the tag `trial` is added, start Customer Onboarding."
+        )
 
     with st.expander("New rule", icon=":material/add_circle:", expanded=not views):
         data = _rule_form("new", {}, templates)
@@ -173,14 +268,12 @@ def main() -> None:
         st.markdown(f"**{view.description}** · {view.delay} · {view.reenrolment}")
         toggle, remove = st.columns(2)
         if toggle.button("Disable" if view.is_active else "Enable", key=f"toggle_{rule_id}"):
-            with action("Rule disabled." if view.is_active else "Rule enabled."):
-                with get_db().session() as s:
-                    rules.set_rule_active(s, rule_id, not view.is_active, now=utcnow())
+            with action("Rule disabled." if view.is_active else "Rule enabled."), get_db().session() as s:
+                rules.set_rule_active(s, rule_id, not view.is_active, now=utcnow())
         sure = remove.checkbox("Yes, delete this rule and its history", key=f"sure_{rule_id}")
         if remove.button("Delete", key=f"delete_{rule_id}", disabled=not sure):
-            with action("Rule deleted."):
-                with get_db().session() as s:
-                    rules.delete_rule(s, rule_id)
+            with action("Rule deleted."), get_db().session() as s:
+                rules.delete_rule(s, rule_id)
         with st.expander("Change settings"):
             key = f"rule{rule_id}"
             data = _rule_form(key, view.settings, templates)
@@ -197,10 +290,18 @@ def main() -> None:
         return
     st.caption(f"{count} execution(s), newest first.")
     st.dataframe(
-        rows(history, rule="rule_name", contact="contact_name", trigger=lambda h: TRIGGER_LABELS.get(
-            h.event_kind or "", h.event_kind or ""), status=lambda h: status_label(h.status),
-            due=lambda h: fmt(h.due_at), done=lambda h: fmt(h.applied_at), detail="detail"),
-        hide_index=True, width="stretch",
+        rows(
+            history,
+            rule="rule_name",
+            contact="contact_name",
+            trigger=lambda h: TRIGGER_LABELS.get(h.event_kind or "", h.event_kind or ""),
+            status=lambda h: status_label(h.status),
+            due=lambda h: fmt(h.due_at),
+            done=lambda h: fmt(h.applied_at),
+            detail="detail",
+        ),
+        hide_index=True,
+        width="stretch",
     )
 
 

@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import streamlit as st
 
-from automations.config import describe_settings
-from pages.common import get_db, settings, page_title
+from automations.domain.config import describe_settings
+from ui.common import get_db, page_title, settings
 
 page_title(":material/settings: Settings")
 config = settings()
 st.caption("Set with `AUTOMATIONS_*` environment variables (or a `.env` file) and restart to change.")
 c1, c2, c3 = st.columns(3)
-c1.metric("Email", "SMTP" if config.email_backend == "smtp" else "Outbox folder",
-          help=f"{config.smtp_host}:{config.smtp_port or ''}" if config.smtp_host else None)
+c1.metric(
+    "Email",
+    "SMTP" if config.email_backend == "smtp" else "Outbox folder",
+    help=f"{config.smtp_host}:{config.smtp_port or ''}" if config.smtp_host else None,
+)
 c2.metric("SMS", "HTTP API" if config.sms_backend == "http" else "Outbox folder")
 c3.metric("Display timezone", config.timezone)
 if "outbox" in (config.email_backend, config.sms_backend):
-    st.info(f"Messages without a configured provider are written to the outbox folder "
-            f"`{config.outbox_dir.resolve()}`.", icon=":material/folder:")
+    st.info(
+        f"Messages without a configured provider are written to the outbox folder `{config.outbox_dir.resolve()}`.",
+        icon=":material/folder:",
+    )
 
 st.subheader("Effective configuration")
 st.dataframe(describe_settings(config), hide_index=True, width="stretch")

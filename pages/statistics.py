@@ -9,17 +9,29 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from automations.calendar_events import local_midnight
-from automations.exports import EXPORT_KINDS, ExportFilter, csv_bytes, export_file_name
-from automations.stats import ChartSeries, StatsFilter, statistics_page
-from automations.templates import list_templates
-from automations.timeutil import utcnow
-from pages.common import db_url, get_db, now_minute, page_title, settings, type_label
+from automations.domain.timeutil import utcnow
+from automations.reports.calendar import local_midnight
+from automations.reports.exports import (
+    EXPORT_KINDS,
+    ExportFilter,
+    csv_bytes,
+    export_file_name,
+)
+from automations.reports.stats import ChartSeries, StatsFilter, statistics_page
+from automations.services.templates import list_templates
+from ui.common import db_url, get_db, now_minute, page_title, settings, type_label
 
 TYPE_COLOURS = {"email": "#2563eb", "sms": "#16a34a", "task": "#d97706", "webhook": "#7c3aed"}
 OUTCOME_COLOURS = {"success": "#16a34a", "failure": "#dc2626", "skipped": "#9ca3af"}
-STATUS_COLOURS = {"pending": "#93c5fd", "running": "#a78bfa", "sent": "#16a34a", "done": "#15803d",
-                  "failed": "#dc2626", "skipped": "#9ca3af", "canceled": "#4b5563"}
+STATUS_COLOURS = {
+    "pending": "#93c5fd",
+    "running": "#a78bfa",
+    "sent": "#16a34a",
+    "done": "#15803d",
+    "failed": "#dc2626",
+    "skipped": "#9ca3af",
+    "canceled": "#4b5563",
+}
 MESSAGE_TYPES = ["email", "sms", "task", "webhook"]
 DEFAULT_DAYS = 30
 
@@ -31,8 +43,9 @@ def _templates(url: str) -> dict[int, str]:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _figures_and_charts(url: str, tz_name: str, now: datetime,
-                        filters: StatsFilter) -> tuple[dict[str, Any], ChartSeries]:
+def _figures_and_charts(
+    url: str, tz_name: str, now: datetime, filters: StatsFilter
+) -> tuple[dict[str, Any], ChartSeries]:
     # One read for both: each executed step of the range is read once, for the figures and the charts.
     with get_db().read_session() as s:
         return statistics_page(s, now, filters, settings().tz)
@@ -41,18 +54,30 @@ def _figures_and_charts(url: str, tz_name: str, now: datetime,
 def _filters() -> StatsFilter:
     today = utcnow().astimezone(settings().tz).date()
     c1, c2, c3 = st.columns([2, 2, 2])
-    chosen = c1.date_input("Date range", value=(today - timedelta(days=DEFAULT_DAYS - 1), today),
-                           key="st_range", format="YYYY-MM-DD")
+    chosen = c1.date_input(
+        "Date range", value=(today - timedelta(days=DEFAULT_DAYS - 1), today), key="st_range", format="YYYY-MM-DD"
+    )
     first, last = _days(chosen, today)
     templates = _templates(db_url())
-    template = c2.selectbox("Template", list(templates), format_func=templates.get, index=None,
-                            placeholder="All templates", key="st_template")
-    types = c3.multiselect("Message type", MESSAGE_TYPES, key="st_types", format_func=type_label,
-                           placeholder="All types")
+    template = c2.selectbox(
+        "Template",
+        list(templates),
+        format_func=templates.get,
+        index=None,
+        placeholder="All templates",
+        key="st_template",
+    )
+    types = c3.multiselect(
+        "Message type", MESSAGE_TYPES, key="st_types", format_func=type_label, placeholder="All types"
+    )
     tz = settings().tz
     # The range is of whole local days, the last one included.
-    return StatsFilter(start=local_midnight(first, tz), end=local_midnight(last + timedelta(days=1), tz),
-                       template_id=template, message_type=tuple(types) or None)
+    return StatsFilter(
+        start=local_midnight(first, tz),
+        end=local_midnight(last + timedelta(days=1), tz),
+        template_id=template,
+        message_type=tuple(types) or None,
+    )
 
 
 def _days(chosen: object, today: date) -> tuple[date, date]:
@@ -89,8 +114,11 @@ def _kpis(stats: dict) -> None:
     row[1].metric("Paused campaigns", f"{campaigns['paused']:,}")
     row[2].metric("Completed campaigns", f"{campaigns['completed']:,}")
     row[3].metric("Canceled campaigns", f"{campaigns['canceled']:,}")
-    row[4].metric("Completion rate", _percent(stats["completion_rate"]),
-                  help="Completed campaigns among those that finished (completed or canceled)")
+    row[4].metric(
+        "Completion rate",
+        _percent(stats["completion_rate"]),
+        help="Completed campaigns among those that finished (completed or canceled)",
+    )
     row = st.columns(5)
     row[0].metric("Sent", f"{steps['sent']:,}")
     row[1].metric("Done (tasks)", f"{steps['done']:,}")
@@ -99,17 +127,23 @@ def _kpis(stats: dict) -> None:
     row[4].metric("Pending", f"{steps['pending'] + steps['running']:,}")
     lag = stats["lag_seconds"]
     row = st.columns(5)
-    row[0].metric("Success rate", _percent(stats["success_rate"]),
-                  help="Sent and done among sent, done and failed (skipped steps are left out)")
-    row[1].metric("Average lag", _duration(lag["average"]),
-                  help="How late steps ran after their planned time")
+    row[0].metric(
+        "Success rate",
+        _percent(stats["success_rate"]),
+        help="Sent and done among sent, done and failed (skipped steps are left out)",
+    )
+    row[1].metric("Average lag", _duration(lag["average"]), help="How late steps ran after their planned time")
     row[2].metric("p95 lag", _duration(lag["p95"]))
     row[3].metric("Pending follow-ups", f"{stats['followups']['pending']:,}")
     row[4].metric("Overdue follow-ups", f"{stats['followups']['overdue']:,}")
 
 
 def _traces(
-    rows: list[dict[str, Any]], x: str, y: str, by: str, colours: dict[str, str] | None = None,
+    rows: list[dict[str, Any]],
+    x: str,
+    y: str,
+    by: str,
+    colours: dict[str, str] | None = None,
     kind: type[go.Bar] | type[go.Scatter] = go.Bar,
     per_trace: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
 ) -> list[go.Bar | go.Scatter]:
@@ -124,8 +158,15 @@ def _traces(
     for name, members in groups.items():
         colour = (colours or {}).get(name)
         style = {"marker_color": colour} if kind is go.Bar else {"line_color": colour, "mode": "lines+markers"}
-        traces.append(kind(x=[r[x] for r in members], y=[r[y] for r in members], name=name,
-                           **style, **(per_trace(members) if per_trace else {})))
+        traces.append(
+            kind(
+                x=[r[x] for r in members],
+                y=[r[y] for r in members],
+                name=name,
+                **style,
+                **(per_trace(members) if per_trace else {}),
+            )
+        )
     return traces
 
 
@@ -140,17 +181,25 @@ def _charts_section(charts: ChartSeries) -> None:
     with left:
         st.subheader("Executions per day")
         if charts.executions_per_day:
-            figure = _figure(_traces(charts.executions_per_day, "day", "count", "message_type", TYPE_COLOURS),
-                             legend="type", barmode="stack", xaxis_title="day", yaxis_title="count")
+            figure = _figure(
+                _traces(charts.executions_per_day, "day", "count", "message_type", TYPE_COLOURS),
+                legend="type",
+                barmode="stack",
+                xaxis_title="day",
+                yaxis_title="count",
+            )
             st.plotly_chart(figure, key="st_exec_per_day")
         else:
             st.caption("No step ran in this range.")
     with right:
         st.subheader("Success and failure over time")
         if charts.outcomes_per_day:
-            figure = _figure(_traces(charts.outcomes_per_day, "day", "count", "outcome", OUTCOME_COLOURS,
-                                     kind=go.Scatter),
-                             legend="outcome", xaxis_title="day", yaxis_title="count")
+            figure = _figure(
+                _traces(charts.outcomes_per_day, "day", "count", "outcome", OUTCOME_COLOURS, kind=go.Scatter),
+                legend="outcome",
+                xaxis_title="day",
+                yaxis_title="count",
+            )
             st.plotly_chart(figure, key="st_outcomes")
         else:
             st.caption("No step ran in this range.")
@@ -158,31 +207,47 @@ def _charts_section(charts: ChartSeries) -> None:
     with left:
         st.subheader("Status by message type")
         if charts.status_by_type:
-            figure = _figure(_traces(charts.status_by_type, "message_type", "count", "status", STATUS_COLOURS),
-                             legend="status", barmode="stack", xaxis_title="type", yaxis_title="count")
+            figure = _figure(
+                _traces(charts.status_by_type, "message_type", "count", "status", STATUS_COLOURS),
+                legend="status",
+                barmode="stack",
+                xaxis_title="type",
+                yaxis_title="count",
+            )
             st.plotly_chart(figure, key="st_status_by_type")
         else:
             st.caption("No steps in this range.")
     with right:
         st.subheader("Busiest hours")
-        figure = _figure([go.Bar(x=[h["hour"] for h in charts.busiest_hours],
-                                 y=[h["count"] for h in charts.busiest_hours])],
-                         xaxis_title=f"hour ({settings().timezone})", yaxis_title="steps run")
+        figure = _figure(
+            [go.Bar(x=[h["hour"] for h in charts.busiest_hours], y=[h["count"] for h in charts.busiest_hours])],
+            xaxis_title=f"hour ({settings().timezone})",
+            yaxis_title="steps run",
+        )
         figure.update_xaxes(dtick=1)
         st.plotly_chart(figure, key="st_hours")
     st.subheader("Template funnel")
     st.caption("How many campaigns of each template reached each step (the step ran).")
     if charts.template_funnel:
         traces = _traces(
-            charts.template_funnel, "position", "reached", "template",
+            charts.template_funnel,
+            "position",
+            "reached",
+            "template",
             per_trace=lambda rows: {
                 "customdata": [[r["step"], r["campaigns"]] for r in rows],
                 "hovertemplate": "step %{x}: %{customdata[0]}<br>reached by %{y} of "
-                                 "%{customdata[1]} campaigns<extra>%{fullData.name}</extra>",
+                "%{customdata[1]} campaigns<extra>%{fullData.name}</extra>",
             },
         )
-        figure = _figure(traces, height=360, legend="template", barmode="group",
-                         xaxis_title="step", yaxis_title="campaigns that reached it")
+        figure = _figure(
+            traces,
+            height=360,
+            legend="template",
+            barmode="group",
+            xaxis_title="step",
+            yaxis_title="campaigns that reached it",
+        )
         figure.update_xaxes(dtick=1)
         st.plotly_chart(figure, key="st_funnel")
     else:
@@ -191,20 +256,30 @@ def _charts_section(charts: ChartSeries) -> None:
 
 def _exports(filters: StatsFilter) -> None:
     st.subheader("Exports")
-    st.caption("CSV files (UTF-8, ISO 8601 times) for the range and filters above; "
-               "`python -m automations export KIND` writes the same files.")
-    export = ExportFilter(start=filters.start, end=filters.end, template_id=filters.template_id,
-                          message_type=filters.message_type)
+    st.caption(
+        "CSV files (UTF-8, ISO 8601 times) for the range and filters above; "
+        "`python -m automations export KIND` writes the same files."
+    )
+    export = ExportFilter(
+        start=filters.start, end=filters.end, template_id=filters.template_id, message_type=filters.message_type
+    )
     columns = st.columns(len(EXPORT_KINDS))
     now = now_minute()
-    for column, kind in zip(columns, EXPORT_KINDS):
+    for column, kind in zip(columns, EXPORT_KINDS, strict=False):
+
         def build(kind: str = kind) -> bytes:
             with get_db().read_session() as s:
                 return csv_bytes(s, kind, export, now=now)
 
-        column.download_button(f"⬇️ {kind}", data=build, file_name=export_file_name(kind, export),
-                               mime="text/csv", on_click="ignore", key=f"st_download_{kind}",
-                               width="stretch")
+        column.download_button(
+            f"⬇️ {kind}",
+            data=build,
+            file_name=export_file_name(kind, export),
+            mime="text/csv",
+            on_click="ignore",
+            key=f"st_download_{kind}",
+            width="stretch",
+        )
 
 
 page_title(":material/bar_chart: Statistics")

@@ -6,12 +6,12 @@ from typing import Any
 
 import streamlit as st
 
-from automations import templates as service
-from automations.models import TemplateCategory
-from automations.templates import TemplateSummary
-from automations.timeutil import humanize_delay
-from pages.common import action, db_url, field_error, get_db, rows, type_label, page_title
-from pages.steps_editor import load_steps, steps_editor
+from automations.domain.models import TemplateCategory
+from automations.domain.timeutil import humanize_delay
+from automations.services import templates as service
+from automations.services.templates import TemplateSummary
+from ui.common import action, db_url, field_error, get_db, page_title, rows, type_label
+from ui.steps_editor import load_steps, steps_editor
 
 CATEGORIES = [c.value for c in TemplateCategory]
 
@@ -38,10 +38,10 @@ def _form(prefix: str, values: dict[str, Any], errors: dict[str, str]) -> dict[s
     name = c1.text_input("Name", value=values.get("name", ""), key=f"{prefix}_name")
     with c1:
         field_error(errors, "name")
-    category = c2.selectbox("Category", CATEGORIES, key=f"{prefix}_category",
-                            index=CATEGORIES.index(values.get("category", "custom")))
-    description = st.text_area("Description", value=values.get("description", ""), key=f"{prefix}_desc",
-                               height=68)
+    category = c2.selectbox(
+        "Category", CATEGORIES, key=f"{prefix}_category", index=CATEGORIES.index(values.get("category", "custom"))
+    )
+    description = st.text_area("Description", value=values.get("description", ""), key=f"{prefix}_desc", height=68)
     steps = steps_editor(prefix, errors)
     return {"name": name, "category": category, "description": description, "steps": steps}
 
@@ -49,17 +49,27 @@ def _form(prefix: str, values: dict[str, Any], errors: dict[str, str]) -> dict[s
 def _detail(summary: TemplateSummary) -> None:
     st.subheader(summary.name)
     kind = "System template (read-only: clone it to change it)" if summary.is_system else "Custom template"
-    st.caption(f"{kind} · {summary.category} · {summary.step_count} steps over {_duration(summary)} · "
-               f"used by {summary.campaigns:,} campaigns")
+    st.caption(
+        f"{kind} · {summary.category} · {summary.step_count} steps over {_duration(summary)} · "
+        f"used by {summary.campaigns:,} campaigns"
+    )
     if summary.description:
         st.write(summary.description)
     steps = _steps(db_url(), summary.id)
     st.dataframe(
-        [{"step": i + 1, "name": s["name"], "type": type_label(s["message_type"]),
-          "after": humanize_delay(s["delay_days"], s["delay_hours"]),
-          "subject / title": s["subject"], "content": s["body"] or s["webhook_url"] or ""}
-         for i, s in enumerate(steps)],
-        hide_index=True, width="stretch",
+        [
+            {
+                "step": i + 1,
+                "name": s["name"],
+                "type": type_label(s["message_type"]),
+                "after": humanize_delay(s["delay_days"], s["delay_hours"]),
+                "subject / title": s["subject"],
+                "content": s["body"] or s["webhook_url"] or "",
+            }
+            for i, s in enumerate(steps)
+        ],
+        hide_index=True,
+        width="stretch",
         column_config={"content": st.column_config.TextColumn(width="large")},
     )
     cols = st.columns([1, 1, 1, 4])
@@ -89,8 +99,9 @@ def _detail(summary: TemplateSummary) -> None:
             st.rerun()
     if st.session_state.get("tpl_editing") == summary.id:
         errors = st.session_state.get("tpl_edit_errors", {})
-        values = _form("tpl_edit", {"name": summary.name, "category": summary.category,
-                                    "description": summary.description}, errors)
+        values = _form(
+            "tpl_edit", {"name": summary.name, "category": summary.category, "description": summary.description}, errors
+        )
         if st.button("Save template", type="primary", key="tpl_edit_save"):
             with action("Template saved", "tpl_edit_errors"):
                 with get_db().session() as s:
@@ -103,20 +114,35 @@ browse, create = st.tabs(["All templates", "New template"])
 with browse:
     templates = _templates(db_url())
     if not templates:
-        st.info("No templates yet. Run `python -m automations seed-templates` for the system "
-                "templates, or create one in **New template**.", icon=":material/extension:")
+        st.info(
+            "No templates yet. Run `python -m automations seed-templates` for the system "
+            "templates, or create one in **New template**.",
+            icon=":material/extension:",
+        )
     else:
         st.dataframe(
-            rows(templates, name="name", category="category",
-                 kind=lambda t: "system" if t.is_system else "custom",
-                 steps="step_count", duration=_duration,
-                 types=lambda t: " ".join(type_label(m) for m in t.message_types),
-                 campaigns="campaigns"),
-            hide_index=True, width="stretch",
+            rows(
+                templates,
+                name="name",
+                category="category",
+                kind=lambda t: "system" if t.is_system else "custom",
+                steps="step_count",
+                duration=_duration,
+                types=lambda t: " ".join(type_label(m) for m in t.message_types),
+                campaigns="campaigns",
+            ),
+            hide_index=True,
+            width="stretch",
         )
         by_id = {t.id: t for t in templates}
-        chosen = st.selectbox("Open a template", list(by_id), index=None, key="tpl_open",
-                              format_func=lambda i: by_id[i].name, placeholder="Choose a template")
+        chosen = st.selectbox(
+            "Open a template",
+            list(by_id),
+            index=None,
+            key="tpl_open",
+            format_func=lambda i: by_id[i].name,
+            placeholder="Choose a template",
+        )
         if chosen in by_id:
             _detail(by_id[chosen])
 with create:

@@ -23,13 +23,19 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
-from automations import migrate  # noqa: E402
-from automations.config import Settings  # noqa: E402
-from automations.db import Database  # noqa: E402
-from automations.demo import fill_demo  # noqa: E402
+from automations.cli.demo import fill_demo  # noqa: E402
+from automations.domain import migrate  # noqa: E402
+from automations.domain.config import Settings  # noqa: E402
+from automations.domain.db import Database  # noqa: E402
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def _free_port() -> int:
@@ -73,7 +79,7 @@ def main() -> None:
         with db.read_session() as s:
             from sqlalchemy import select
 
-            from automations.models import Contact
+            from automations.domain.models import Contact
 
             email = s.scalar(select(Contact.email).where(Contact.email.is_not(None)).order_by(Contact.id))
         db.dispose()
@@ -81,10 +87,27 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOMATIONS_")}
         env.update(AUTOMATIONS_DATABASE_URL=url_db, AUTOMATIONS_OUTBOX_DIR=f"{tmp}/outbox")
         server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+                "--client.toolbarMode",
+                "minimal",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         url = f"http://127.0.0.1:{port}"
         try:

@@ -19,14 +19,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from automations import migrate
-from automations.config import Settings
-from automations.db import Database
-from automations.timeutil import UTC
+from automations.domain import migrate
+from automations.domain.config import Settings
+from automations.domain.db import Database
+from automations.domain.timeutil import UTC
 
-POSTGRES_URL = os.environ.get(
-    "AUTOMATIONS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_URL = os.environ.get("AUTOMATIONS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 # A fixed, timezone-aware "now" for tests that pass time in.
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -40,7 +38,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
             monkeypatch.delenv(key)
     monkeypatch.setenv("AUTOMATIONS_OUTBOX_DIR", str(tmp_path / "outbox"))
     monkeypatch.setenv("AUTOMATIONS_DATABASE_URL", f"sqlite:///{tmp_path}/unused.db")
-    from automations.config import get_settings
+    from automations.domain.config import get_settings
 
     get_settings.cache_clear()
     yield
@@ -63,7 +61,7 @@ def new_sqlite_db(path: Path, template: Path) -> Database:
 
 @pytest.fixture
 def sqlite_db(tmp_path: Path, _migrated_sqlite_file: Path) -> Iterator[Database]:
-    db = new_sqlite_db(tmp_path / "automations.db", _migrated_sqlite_file)
+    db = new_sqlite_db(tmp_path / "automations.domain.db", _migrated_sqlite_file)
     yield db
     db.dispose()
 

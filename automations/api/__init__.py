@@ -16,10 +16,10 @@ from fastapi import Depends, FastAPI
 
 from automations.api.deps import ApiContext, require_token
 from automations.api.errors import install_error_handlers
-from automations.api.schemas import Problem, ValidationProblem
-from automations.config import Settings
-from automations.db import Database
-from automations.timeutil import utcnow
+from automations.api.schemas import Problem, Responses, ValidationProblem
+from automations.domain.config import Settings
+from automations.domain.db import Database
+from automations.domain.timeutil import utcnow
 
 # One module per area, each with a `router`; adding an area is one line here.
 ROUTER_MODULES = [
@@ -32,15 +32,13 @@ ROUTER_MODULES = [
 ]
 
 # Documented on every route: the answers any request may get.
-COMMON_RESPONSES: dict[int | str, dict[str, object]] = {
+COMMON_RESPONSES: Responses = {
     401: {"model": Problem, "description": "Missing or wrong bearer token."},
     422: {"model": ValidationProblem, "description": "Invalid input: one message per field."},
 }
 
 
-def create_app(
-    db: Database, settings: Settings, *, clock: Callable[[], datetime] = utcnow
-) -> FastAPI:
+def create_app(db: Database, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
     """The API application over `db`; `clock` gives "now" (tests pass a fixed one)."""
     app = FastAPI(
         title="Automations API",
@@ -48,7 +46,7 @@ def create_app(
         description=(
             "Templates, campaigns, contacts, the calendar and statistics of Automations. "
             "Send `Authorization: Bearer <AUTOMATIONS_API_TOKEN>` with every request. "
-            "Lists answer `{\"items\": [...], \"total\": N}` and take `limit` and `offset`; "
+            'Lists answer `{"items": [...], "total": N}` and take `limit` and `offset`; '
             "times are ISO 8601 with an offset."
         ),
     )

@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from automations import calendar_events
 from automations.api.deps import INSTANT_DOC, Context, Limit, Offset, instant
 from automations.api.schemas import MAX_ID, Timestamp
-from automations.calendar_events import CalendarEvent, CalendarFilter
-from automations.errors import ValidationError
-from automations.models import MessageType, StepStatus
+from automations.domain.errors import ValidationError
+from automations.domain.models import MessageType, StepStatus
+from automations.reports import calendar as calendar_events
+from automations.reports.calendar import CalendarEvent, CalendarFilter
 
 router = APIRouter(prefix="/api/automation/calendar", tags=["calendar"])
 
@@ -39,24 +39,36 @@ class CalendarPage(BaseModel):
 
 def event_out(event: CalendarEvent) -> CalendarEventOut:
     return CalendarEventOut(
-        id=event.id, campaign_id=event.campaign_id, campaign_name=event.campaign_name,
-        contact_id=event.contact_id, contact_name=event.contact_name,
-        message_type=event.message_type, title=event.title, status=event.status, start=event.start,
+        id=event.id,
+        campaign_id=event.campaign_id,
+        campaign_name=event.campaign_name,
+        contact_id=event.contact_id,
+        contact_name=event.contact_name,
+        message_type=event.message_type,
+        title=event.title,
+        status=event.status,
+        start=event.start,
     )
-
-
 
 
 @router.get("/", response_model=CalendarPage, summary="Calendar events in a range")
 def calendar(
     context: Context,
     start: Annotated[datetime, Query(description=f"Start of the range (included). {INSTANT_DOC}")],
-    end: Annotated[datetime, Query(description=f"End of the range (excluded), at most 400 days after start. {INSTANT_DOC}")],
+    end: Annotated[
+        datetime, Query(description=f"End of the range (excluded), at most 400 days after start. {INSTANT_DOC}")
+    ],
     campaign_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only this campaign's steps.")] = None,
-    template_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only campaigns made from this template.")] = None,
+    template_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Only campaigns made from this template.")
+    ] = None,
     contact_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only this contact's campaigns.")] = None,
-    message_type: Annotated[list[MessageType] | None, Query(description="Only these channels (repeat the parameter for several).")] = None,
-    status: Annotated[list[StepStatus] | None, Query(description="Only steps in these statuses (repeat for several).")] = None,
+    message_type: Annotated[
+        list[MessageType] | None, Query(description="Only these channels (repeat the parameter for several).")
+    ] = None,
+    status: Annotated[
+        list[StepStatus] | None, Query(description="Only steps in these statuses (repeat for several).")
+    ] = None,
     limit: Limit = 500,
     offset: Offset = 0,
 ) -> CalendarPage:
@@ -67,13 +79,13 @@ def calendar(
     if after - first > MAX_RANGE:
         raise ValidationError.single("end", "the range is at most 400 days")
     filters = CalendarFilter(
-        campaign_id=campaign_id, template_id=template_id, contact_id=contact_id,
+        campaign_id=campaign_id,
+        template_id=template_id,
+        contact_id=contact_id,
         message_type=[m.value for m in message_type] if message_type else None,
         status=[s.value for s in status] if status else None,
     )
     with context.db.read_session() as session:
         total = calendar_events.count_events(session, first, after, filters)
-        events = calendar_events.calendar_events(
-            session, first, after, filters, limit=limit, offset=offset
-        )
+        events = calendar_events.calendar_events(session, first, after, filters, limit=limit, offset=offset)
     return CalendarPage(items=[event_out(e) for e in events], total=total)

@@ -6,16 +6,24 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from automations import contacts
 from automations.api.deps import NO_NUL, Context, Limit, Offset, reject_nul
-from automations.api.schemas import MAX_ID, ContactIn, ContactOut, ContactPage, ContactUpdate, Problem
-from automations.contacts import ContactFilter
-from automations.models import Contact
+from automations.api.schemas import (
+    MAX_ID,
+    ContactIn,
+    ContactOut,
+    ContactPage,
+    ContactUpdate,
+    Problem,
+    Responses,
+)
+from automations.domain.models import Contact
+from automations.services import contacts
+from automations.services.contacts import ContactFilter
 
 router = APIRouter(prefix="/api/contacts", tags=["contacts"])
 
 ContactId = Annotated[int, Path(ge=1, le=MAX_ID, description="Contact id.")]
-NOT_FOUND = {404: {"model": Problem, "description": "No contact with this id."}}
+NOT_FOUND: Responses = {404: {"model": Problem, "description": "No contact with this id."}}
 
 
 def contact_out(contact: Contact) -> ContactOut:
@@ -41,8 +49,7 @@ def contact_out(contact: Contact) -> ContactOut:
 def list_contacts(
     context: Context,
     search: Annotated[
-        str, Query(max_length=200, pattern=NO_NUL,
-                   description="Part of the name, email, company or phone.")
+        str, Query(max_length=200, pattern=NO_NUL, description="Part of the name, email, company or phone.")
     ] = "",
     tag: Annotated[str | None, Query(max_length=64, pattern=NO_NUL, description="Only contacts with this tag.")] = None,
     limit: Limit = 50,
@@ -80,7 +87,8 @@ def update_contact(context: Context, contact_id: ContactId, body: ContactUpdate)
 
 
 @router.delete(
-    "/{contact_id}/", status_code=status.HTTP_204_NO_CONTENT,
+    "/{contact_id}/",
+    status_code=status.HTTP_204_NO_CONTENT,
     responses={
         **NOT_FOUND,
         409: {"model": Problem, "description": "The contact has active or paused campaigns."},
@@ -91,13 +99,14 @@ def delete_contact(
     context: Context,
     contact_id: ContactId,
     cancel_campaigns: Annotated[
-        bool, Query(description="Cancel the contact's active and paused campaigns first "
-                    "(otherwise such a contact is not deleted: 409).")
+        bool,
+        Query(
+            description="Cancel the contact's active and paused campaigns first "
+            "(otherwise such a contact is not deleted: 409)."
+        ),
     ] = False,
 ) -> Response:
     """Deletes the contact with their campaigns and follow-ups."""
     with context.db.session() as session:
-        contacts.delete_contact(
-            session, contact_id, cancel_campaigns=cancel_campaigns, now=context.now()
-        )
+        contacts.delete_contact(session, contact_id, cancel_campaigns=cancel_campaigns, now=context.now())
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -13,10 +13,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from automations.api.errors import Unauthorized
 from automations.api.schemas import EARLIEST_YEAR, LATEST_YEAR
-from automations.config import Settings
-from automations.db import Database
-from automations.errors import ValidationError
-from automations.timeutil import as_utc, utcnow
+from automations.domain.config import Settings
+from automations.domain.db import Database
+from automations.domain.errors import ValidationError
+from automations.domain.timeutil import as_utc, utcnow
 
 bearer = HTTPBearer(
     auto_error=False,

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from automations.errors import Conflict, NotFound, ValidationError
+from automations.domain.errors import Conflict, NotFound, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def _problem(error: dict[str, Any]) -> str:
     kind = error.get("type", "")
     message = str(error.get("msg", "invalid"))
     if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
+        message = message[len("Value error, ") :]
     if kind == "extra_forbidden":
         return "unknown field"
     if kind == "missing":
@@ -65,9 +65,7 @@ def request_errors(errors: Sequence[dict[str, Any]]) -> dict[str, str]:
 
 
 def _invalid(errors: dict[str, str]) -> JSONResponse:
-    return JSONResponse(
-        status_code=422, content={"detail": "invalid input", "errors": errors}
-    )
+    return JSONResponse(status_code=422, content={"detail": "invalid input", "errors": errors})
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -8,15 +8,20 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Response, status
 from pydantic import BaseModel, Field
 
-from automations import rules
 from automations.api.deps import Context, Limit, Offset, reject_nul
-from automations.api.schemas import MAX_ID, Body, Id, Problem, Timestamp
-from automations.models import ContactEvent, FollowUpRule, RuleAction, RuleTrigger
+from automations.api.schemas import MAX_ID, Body, Id, Problem, Responses, Timestamp
+from automations.domain.models import (
+    ContactEvent,
+    FollowUpRule,
+    RuleAction,
+    RuleTrigger,
+)
+from automations.services import rules
 
 router = APIRouter(prefix="/api/automation", tags=["rules"])
 
 RuleId = Annotated[int, Path(ge=1, le=MAX_ID, description="Rule id.")]
-NOT_FOUND = {404: {"model": Problem, "description": "No rule with this id."}}
+NOT_FOUND: Responses = {404: {"model": Problem, "description": "No rule with this id."}}
 
 
 class ConditionIn(Body):
@@ -34,8 +39,8 @@ class _RuleFields(Body):
     trigger_config: dict[str, Any] | None = Field(
         default=None,
         description="Per trigger: `tag_added` {tag}; `field_changed` {field, value (optional: any change)}; "
-                    "`inbound_event` {event}; `followup_overdue` {days_overdue}; "
-                    "`campaign_completed` {template_id (optional)}; others none.",
+        "`inbound_event` {event}; `followup_overdue` {days_overdue}; "
+        "`campaign_completed` {template_id (optional)}; others none.",
     )
     conditions: list[ConditionIn] | None = Field(default=None, description="All must hold.")
     delay_days: int | None = Field(default=None, description="Days after the trigger; 0 to 3650.")
@@ -43,7 +48,7 @@ class _RuleFields(Body):
     action_config: dict[str, Any] | None = Field(
         default=None,
         description="`create_followup`: {title, notes} (personalised like step content); "
-                    "`start_campaign`: {template_id}.",
+        "`start_campaign`: {template_id}.",
     )
     stop_other_campaigns: bool | None = Field(
         default=None, description="Inbound events only: cancel the contact's other active campaigns."
@@ -131,9 +136,14 @@ class EventOut(BaseModel):
 
 def rule_out(rule: FollowUpRule, counts: dict[str, int]) -> RuleOut:
     return RuleOut(
-        **rules.rule_as_input(rule), id=rule.id, description=rules.describe_rule(rule),
-        applied=counts.get("applied", 0), pending=counts.get("pending", 0), skipped=counts.get("skipped", 0),
-        created_at=rule.created_at, updated_at=rule.updated_at,
+        **rules.rule_as_input(rule),
+        id=rule.id,
+        description=rules.describe_rule(rule),
+        applied=counts.get("applied", 0),
+        pending=counts.get("pending", 0),
+        skipped=counts.get("skipped", 0),
+        created_at=rule.created_at,
+        updated_at=rule.updated_at,
     )
 
 
@@ -149,14 +159,12 @@ def list_rules(context: Context, limit: Limit = 50, offset: Offset = 0) -> RuleP
     with context.db.read_session() as session:
         rows, total = rules.list_rules(session, limit=limit, offset=offset)
         return RulePage(
-            items=[rule_out(r.rule, {"applied": r.applied, "pending": r.pending, "skipped": r.skipped})
-                   for r in rows],
+            items=[rule_out(r.rule, {"applied": r.applied, "pending": r.pending, "skipped": r.skipped}) for r in rows],
             total=total,
         )
 
 
-@router.post("/rules/", response_model=RuleOut, status_code=status.HTTP_201_CREATED,
-             summary="Create a follow-up rule")
+@router.post("/rules/", response_model=RuleOut, status_code=status.HTTP_201_CREATED, summary="Create a follow-up rule")
 def create_rule(context: Context, body: RuleIn) -> RuleOut:
     data = {k: v for k, v in _body(body).items() if v is not None or k == "reenroll_after_days"}
     with context.db.session() as session:
@@ -179,8 +187,13 @@ def update_rule(context: Context, rule_id: RuleId, body: RuleUpdate) -> RuleOut:
         return rule_out(rule, rules.execution_counts(session, [rule.id])[rule.id])
 
 
-@router.delete("/rules/{rule_id}/", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
-               responses=NOT_FOUND, summary="Delete a rule")
+@router.delete(
+    "/rules/{rule_id}/",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=NOT_FOUND,
+    summary="Delete a rule",
+)
 def delete_rule(context: Context, rule_id: RuleId) -> Response:
     """Deletes the rule and its history; the follow-ups and campaigns it created stay."""
     with context.db.session() as session:
@@ -188,8 +201,9 @@ def delete_rule(context: Context, rule_id: RuleId) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/rules/{rule_id}/history/", response_model=HistoryPage, responses=NOT_FOUND,
-            summary="What a rule did for whom")
+@router.get(
+    "/rules/{rule_id}/history/", response_model=HistoryPage, responses=NOT_FOUND, summary="What a rule did for whom"
+)
 def rule_history(context: Context, rule_id: RuleId, limit: Limit = 50, offset: Offset = 0) -> HistoryPage:
     """The rule's executions, newest first: pending, applied (with the follow-up or
     campaign it created) or skipped (with the reason)."""
@@ -199,8 +213,12 @@ def rule_history(context: Context, rule_id: RuleId, limit: Limit = 50, offset: O
         return HistoryPage(items=[HistoryOut(**row.__dict__) for row in rows], total=total)
 
 
-@router.post("/events/", response_model=EventOut, status_code=status.HTTP_201_CREATED,
-             summary="Post an inbound event for a contact")
+@router.post(
+    "/events/",
+    response_model=EventOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Post an inbound event for a contact",
+)
 def post_event(context: Context, body: EventIn) -> EventOut:
     """Records the event; the runner matches it against the `inbound_event` rules on its next tick."""
     data = _body(body)
@@ -208,5 +226,10 @@ def post_event(context: Context, body: EventIn) -> EventOut:
         event: ContactEvent = rules.post_inbound_event(
             session, data["contact_id"], data["name"], data.get("payload") or {}, now=context.now()
         )
-        return EventOut(id=event.id, contact_id=event.contact_id or 0, name=event.name or "",
-                        payload=event.payload, occurred_at=event.occurred_at)
+        return EventOut(
+            id=event.id,
+            contact_id=event.contact_id or 0,
+            name=event.name or "",
+            payload=event.payload,
+            occurred_at=event.occurred_at,
+        )

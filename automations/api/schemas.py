@@ -11,10 +11,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+)
 
-from automations.models import CampaignStatus, MessageType, StepStatus, TemplateCategory
-from automations.timeutil import as_utc
+from automations.domain.models import (
+    CampaignStatus,
+    MessageType,
+    StepStatus,
+    TemplateCategory,
+)
+from automations.domain.timeutil import as_utc
 
 # Ids are 32-bit integers in PostgreSQL: a larger one names nothing, and the
 # database would refuse to compare with it.
@@ -72,9 +84,7 @@ class StepIn(Body):
         "loopback, link-local and CGNAT targets are refused unless "
         "AUTOMATIONS_WEBHOOK_ALLOW_PRIVATE=1.",
     )
-    webhook_payload: dict[str, Any] | None = Field(
-        default=None, description="Extra JSON sent with a webhook step."
-    )
+    webhook_payload: dict[str, Any] | None = Field(default=None, description="Extra JSON sent with a webhook step.")
 
 
 class TemplateIn(Body):
@@ -100,17 +110,15 @@ class CloneIn(Body):
 class _CampaignContent(Body):
     name: str = Field(description="Campaign name.")
     template_id: Id | None = Field(
-        default=None, description="Template the campaign is made from; its steps are used when "
-        "`steps` is omitted.",
+        default=None,
+        description="Template the campaign is made from; its steps are used when `steps` is omitted.",
     )
     start_at: datetime | None = Field(
         default=None,
         description="When the first step's delay starts counting (ISO 8601; without an offset, "
         "UTC). Default: now. In the past, overdue steps run at once, in order.",
     )
-    steps: list[StepIn] | None = Field(
-        default=None, description="The steps (default: the template's steps)."
-    )
+    steps: list[StepIn] | None = Field(default=None, description="The steps (default: the template's steps).")
 
     @field_validator("start_at")
     @classmethod
@@ -131,7 +139,8 @@ class BulkCampaignIn(_CampaignContent):
     """The same campaign for many contacts: give `contact_ids` or a `tag`."""
 
     contact_ids: list[Id] | None = Field(
-        default=None, max_length=MAX_BULK_CONTACTS,
+        default=None,
+        max_length=MAX_BULK_CONTACTS,
         description=f"The contacts (at most {MAX_BULK_CONTACTS}).",
     )
     tag: str | None = Field(default=None, description="Every contact with this tag.")
@@ -199,14 +208,16 @@ class ContactUpdate(ContactIn):
 # --- responses ---------------------------------------------------------------
 
 
+# What a route's `responses=` takes: status code -> OpenAPI description.
+Responses = dict[int | str, dict[str, Any]]
+
+
 class Problem(BaseModel):
     detail: str = Field(description="What went wrong.")
 
 
 class ValidationProblem(Problem):
-    errors: dict[str, str] = Field(
-        description="One message per invalid field (dotted path, e.g. `steps.0.subject`)."
-    )
+    errors: dict[str, str] = Field(description="One message per invalid field (dotted path, e.g. `steps.0.subject`).")
 
 
 def doc(text: str) -> Any:

@@ -9,12 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from automations import stats
 from automations.api.deps import INSTANT_DOC, Context, instant
 from automations.api.schemas import MAX_ID, Timestamp
-from automations.errors import ValidationError
-from automations.models import MessageType
-from automations.stats import StatsFilter
+from automations.domain.errors import ValidationError
+from automations.domain.models import MessageType
+from automations.reports import stats
+from automations.reports.stats import StatsFilter
 
 router = APIRouter(prefix="/api/automation/stats", tags=["stats"])
 
@@ -39,7 +39,9 @@ class StatsOut(BaseModel):
     status_by_message_type: dict[str, dict[str, int]] = Field(description="Step counts per type, then per status.")
     steps_total: int = Field(description="All steps counted.")
     success_rate: float | None = Field(description="(sent + done) / (sent + done + failed); null when none ran.")
-    completion_rate: float | None = Field(description="completed / (completed + canceled) campaigns; null when none ended.")
+    completion_rate: float | None = Field(
+        description="completed / (completed + canceled) campaigns; null when none ended."
+    )
     lag_seconds: LagOut = Field(description="How late steps ran.")
     followups: FollowUpCounts = Field(description="Follow-up tasks.")
 
@@ -47,9 +49,15 @@ class StatsOut(BaseModel):
 @router.get("/", response_model=StatsOut, summary="Key figures")
 def automation_stats(
     context: Context,
-    start: Annotated[datetime | None, Query(description=f"Only steps and campaigns from this time. {INSTANT_DOC}")] = None,
-    end: Annotated[datetime | None, Query(description=f"Only steps and campaigns before this time. {INSTANT_DOC}")] = None,
-    template_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only campaigns made from this template.")] = None,
+    start: Annotated[
+        datetime | None, Query(description=f"Only steps and campaigns from this time. {INSTANT_DOC}")
+    ] = None,
+    end: Annotated[
+        datetime | None, Query(description=f"Only steps and campaigns before this time. {INSTANT_DOC}")
+    ] = None,
+    template_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Only campaigns made from this template.")
+    ] = None,
     message_type: Annotated[MessageType | None, Query(description="Only steps of this channel.")] = None,
 ) -> StatsOut:
     """A step counts at its execution time, or its planned time while it has not run;
@@ -59,7 +67,9 @@ def automation_stats(
     if first and after and after <= first:
         raise ValidationError.single("end", "must be after start")
     filters = StatsFilter(
-        start=first, end=after, template_id=template_id,
+        start=first,
+        end=after,
+        template_id=template_id,
         message_type=message_type.value if message_type else None,
     )
     with context.db.read_session() as session:

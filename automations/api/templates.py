@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 from sqlalchemy.orm import Session
 
-from automations import templates
 from automations.api.deps import Context, Limit, Offset, reject_nul
 from automations.api.schemas import (
     MAX_ID,
     CloneIn,
     Problem,
+    Responses,
     TemplateDetail,
     TemplateIn,
     TemplateOut,
@@ -21,15 +21,16 @@ from automations.api.schemas import (
     TemplateStepOut,
     TemplateUpdate,
 )
-from automations.models import AutomationTemplate
-from automations.templates import TemplateSummary
+from automations.domain.models import AutomationTemplate
+from automations.services import templates
+from automations.services.templates import TemplateSummary
 
 router = APIRouter(prefix="/api/automation/templates", tags=["templates"])
 
 TemplateId = Annotated[int, Path(ge=1, le=MAX_ID, description="Template id.")]
-NOT_FOUND = {404: {"model": Problem, "description": "No template with this id."}}
-READ_ONLY = {409: {"model": Problem, "description": "A system template cannot be changed."}}
-NAME_TAKEN = {
+NOT_FOUND: Responses = {404: {"model": Problem, "description": "No template with this id."}}
+READ_ONLY: Responses = {409: {"model": Problem, "description": "A system template cannot be changed."}}
+NAME_TAKEN: Responses = {
     409: {"model": Problem, "description": "Another template with this name was saved at the same time."}
 }
 
@@ -66,14 +67,15 @@ def list_templates(context: Context, limit: Limit = 100, offset: Offset = 0) -> 
         # Templates are a short, hand-made list: their summaries are counted in SQL
         # in one go, and the page is cut from that list.
         summaries = templates.list_templates(session)
-    return TemplatePage(
-        items=[summary_out(s) for s in summaries[offset:offset + limit]], total=len(summaries)
-    )
+    return TemplatePage(items=[summary_out(s) for s in summaries[offset : offset + limit]], total=len(summaries))
 
 
 @router.post(
-    "/", response_model=TemplateDetail, status_code=status.HTTP_201_CREATED,
-    responses=NAME_TAKEN, summary="Create a custom template",
+    "/",
+    response_model=TemplateDetail,
+    status_code=status.HTTP_201_CREATED,
+    responses=NAME_TAKEN,
+    summary="Create a custom template",
 )
 def create_template(context: Context, body: TemplateIn) -> TemplateDetail:
     """A custom (editable) template: `{name, category, description, steps: [step...]}`."""
@@ -91,7 +93,9 @@ def get_template(context: Context, template_id: TemplateId) -> TemplateDetail:
 
 
 @router.put(
-    "/{template_id}/", response_model=TemplateDetail, responses={**NOT_FOUND, **READ_ONLY},
+    "/{template_id}/",
+    response_model=TemplateDetail,
+    responses={**NOT_FOUND, **READ_ONLY},
     summary="Edit a custom template",
 )
 def update_template(context: Context, template_id: TemplateId, body: TemplateUpdate) -> TemplateDetail:
@@ -100,15 +104,15 @@ def update_template(context: Context, template_id: TemplateId, body: TemplateUpd
     changes = body.model_dump(exclude_unset=True)
     reject_nul(changes)
     with context.db.session() as session:
-        template = templates.update_template(
-            session, template_id, changes, allow_private=context.allow_private
-        )
+        template = templates.update_template(session, template_id, changes, allow_private=context.allow_private)
         return template_detail(session, template)
 
 
 @router.delete(
-    "/{template_id}/", status_code=status.HTTP_204_NO_CONTENT,
-    responses={**NOT_FOUND, **READ_ONLY}, summary="Delete a custom template",
+    "/{template_id}/",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**NOT_FOUND, **READ_ONLY},
+    summary="Delete a custom template",
 )
 def delete_template(context: Context, template_id: TemplateId) -> Response:
     """Campaigns made from it keep their steps."""
@@ -118,8 +122,11 @@ def delete_template(context: Context, template_id: TemplateId) -> Response:
 
 
 @router.post(
-    "/{template_id}/clone/", response_model=TemplateDetail, status_code=status.HTTP_201_CREATED,
-    responses={**NOT_FOUND, **NAME_TAKEN}, summary="Clone a template",
+    "/{template_id}/clone/",
+    response_model=TemplateDetail,
+    status_code=status.HTTP_201_CREATED,
+    responses={**NOT_FOUND, **NAME_TAKEN},
+    summary="Clone a template",
 )
 def clone_template(context: Context, template_id: TemplateId, body: CloneIn | None = None) -> TemplateDetail:
     """A custom, editable copy of any template (the way to change a system template)."""

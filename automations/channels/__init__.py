@@ -19,11 +19,15 @@ from automations.channels.base import (
 from automations.channels.email import email_channel
 from automations.channels.sms import sms_channel
 from automations.channels.task import TaskChannel
-from automations.channels.webhook import WebhookChannel, get_webhook_secret, webhook_secret_is_set
-from automations.config import Settings
-from automations.db import Database
-from automations.errors import DomainError, ValidationError
-from automations.timeutil import utcnow
+from automations.channels.webhook import (
+    WebhookChannel,
+    get_webhook_secret,
+    webhook_secret_is_set,
+)
+from automations.domain.config import Settings
+from automations.domain.db import Database
+from automations.domain.errors import DomainError, ValidationError
+from automations.domain.timeutil import utcnow
 
 
 @dataclass
@@ -67,10 +71,20 @@ def send_test_message(settings: Settings, db: Database, channel: Literal["email"
         raise ValidationError.single("channel", "must be email or sms")
     now = utcnow()
     job = Job(
-        step_id=0, token="", attempt_no=1, campaign_id=0, campaign_name="Test message",
-        contact_id=0, position=0, name="Test message", message_type=channel,
-        scheduled_at=now, due_at=now, idempotency_key=f"test-{now.strftime('%Y%m%d%H%M%S%f')}",
-        contact={}, email=to if channel == "email" else None,
+        step_id=0,
+        token="",
+        attempt_no=1,
+        campaign_id=0,
+        campaign_name="Test message",
+        contact_id=0,
+        position=0,
+        name="Test message",
+        message_type=channel,
+        scheduled_at=now,
+        due_at=now,
+        idempotency_key=f"test-{now.strftime('%Y%m%d%H%M%S%f')}",
+        contact={},
+        email=to if channel == "email" else None,
         phone=to if channel == "sms" else None,
         subject="Automations test message",
         body="This is a test message from Automations: the channel is configured correctly.",
@@ -88,7 +102,15 @@ def send_test_message(settings: Settings, db: Database, channel: Literal["email"
 
 
 __all__ = [
-    "Channel", "ChannelSet", "Delivery", "DeliveryFailed", "Job", "PermanentError",
-    "TransientError", "build_channels", "get_webhook_secret", "send_test_message",
+    "Channel",
+    "ChannelSet",
+    "Delivery",
+    "DeliveryFailed",
+    "Job",
+    "PermanentError",
+    "TransientError",
+    "build_channels",
+    "get_webhook_secret",
+    "send_test_message",
     "webhook_secret_is_set",
 ]

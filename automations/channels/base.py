@@ -4,11 +4,12 @@ and the two kinds of failure (transient: try again later; permanent: give up).""
 from __future__ import annotations
 
 import email.utils
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
-from automations.timeutil import UTC
+from automations.domain.timeutil import UTC
 
 
 @dataclass
@@ -80,8 +81,7 @@ class Channel(Protocol):
         returning one `Delivery` per job, in order. Never raises for one job's failure."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 def delivery_from_error(exc: Exception) -> Delivery:
@@ -117,6 +117,7 @@ def classify_http(status: int, retry_after: str | None, what: str) -> Delivery |
     if 200 <= status < 300:
         return None
     if status in HTTP_TRANSIENT or status >= 500:
-        return Delivery(RETRY, f"{what} answered HTTP {status}", {"http_status": status},
-                        retry_after=parse_retry_after(retry_after))
+        return Delivery(
+            RETRY, f"{what} answered HTTP {status}", {"http_status": status}, retry_after=parse_retry_after(retry_after)
+        )
     return Delivery(FAILED, f"{what} answered HTTP {status}", {"http_status": status})

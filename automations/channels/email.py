@@ -35,7 +35,7 @@ from automations.channels.base import (
     TransientError,
     delivery_from_error,
 )
-from automations.config import Settings
+from automations.domain.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,9 @@ class OutboxEmailChannel:
                 temporary = path.with_suffix(".tmp")
                 temporary.write_bytes(bytes(message))
                 os.replace(temporary, path)
-                deliveries.append(Delivery(SENT, f"written to {path}",
-                                           {"message_id": message["Message-ID"], "path": str(path)}))
+                deliveries.append(
+                    Delivery(SENT, f"written to {path}", {"message_id": message["Message-ID"], "path": str(path)})
+                )
             except Exception as exc:  # one bad message must not stop the batch
                 deliveries.append(delivery_from_error(exc))
         return deliveries
@@ -167,7 +168,9 @@ class SmtpEmailChannel:
         host = s.smtp_host or "localhost"
         if s.smtp_ssl:
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                host, s.smtp_port or 465, timeout=SMTP_TIMEOUT_S,
+                host,
+                s.smtp_port or 465,
+                timeout=SMTP_TIMEOUT_S,
                 context=ssl.create_default_context(),
             )
         else:
@@ -220,23 +223,25 @@ class SmtpEmailChannel:
                     except (smtplib.SMTPServerDisconnected, ConnectionError):
                         if not pooled:
                             raise
-                        smtp = _drop(smtp)
+                        _drop(smtp)
+                        smtp = None
                         smtp = self.connect()
                         smtp.send_message(message)
                     finally:
                         pooled = False
-                    deliveries.append(Delivery(SENT, "sent via SMTP",
-                                               {"message_id": message["Message-ID"]}))
+                    deliveries.append(Delivery(SENT, "sent via SMTP", {"message_id": message["Message-ID"]}))
                 except smtplib.SMTPAuthenticationError as exc:
                     deliveries.append(Delivery(RETRY, f"SMTP login refused ({exc.smtp_code})"))
-                    smtp = _drop(smtp)
+                    _drop(smtp)
+                    smtp = None
                 except Exception as exc:
                     delivery = _smtp_failure(exc)
                     deliveries.append(delivery)
                     if isinstance(exc, (smtplib.SMTPServerDisconnected, OSError)) or (
                         isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code == 421
                     ):
-                        smtp = _drop(smtp)
+                        _drop(smtp)
+                        smtp = None
             finished = True
         finally:
             if smtp is not None:
@@ -256,7 +261,7 @@ class SmtpEmailChannel:
 
 def _drop(smtp: smtplib.SMTP | None, quit: bool = False) -> None:
     if smtp is None:
-        return None
+        return
     try:
         if quit:
             smtp.quit()
@@ -271,5 +276,4 @@ def email_channel(settings: Settings) -> OutboxEmailChannel | SmtpEmailChannel:
     return SmtpEmailChannel(settings) if settings.smtp_host else OutboxEmailChannel(settings)
 
 
-__all__ = ["build_message", "email_channel", "OutboxEmailChannel", "SmtpEmailChannel",
-           "TransientError"]
+__all__ = ["build_message", "email_channel", "OutboxEmailChannel", "SmtpEmailChannel", "TransientError"]

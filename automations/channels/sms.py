@@ -16,12 +16,12 @@ from automations.channels.base import (
     Delivery,
     Job,
     PermanentError,
+    TransientError,
     classify_http,
     delivery_from_error,
-    TransientError,
 )
-from automations.config import Settings
-from automations.timeutil import UTC
+from automations.domain.config import Settings
+from automations.domain.timeutil import UTC
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -52,10 +52,18 @@ class OutboxSmsChannel:
             except Exception as exc:
                 deliveries.append(delivery_from_error(exc))
                 continue
-            lines.append(json.dumps({
-                "id": job.idempotency_key, "to": to, "from": self.settings.sms_from or "",
-                "body": job.body, "at": datetime.now(UTC).isoformat(),
-            }) + "\n")
+            lines.append(
+                json.dumps(
+                    {
+                        "id": job.idempotency_key,
+                        "to": to,
+                        "from": self.settings.sms_from or "",
+                        "body": job.body,
+                        "at": datetime.now(UTC).isoformat(),
+                    }
+                )
+                + "\n"
+            )
             deliveries.append(Delivery(SENT, f"written to {self.path}", {"path": str(self.path)}))
         if lines:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +89,9 @@ class HttpSmsChannel:
         self.url = f"{(settings.sms_api_url or '').rstrip('/')}/2010-04-01/Accounts/{sid}/Messages.json"
         token = settings.sms_auth_token.get_secret_value() if settings.sms_auth_token else ""
         self.client = client or httpx.Client(
-            timeout=settings.webhook_timeout, auth=(sid, token), follow_redirects=False,
+            timeout=settings.webhook_timeout,
+            auth=(sid, token),
+            follow_redirects=False,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
 
@@ -106,8 +116,9 @@ class HttpSmsChannel:
             sid = str(response.json().get("sid", ""))
         except ValueError:
             sid = ""
-        return Delivery(SENT, f"accepted by SMS API ({response.status_code})",
-                        {"http_status": response.status_code, "sid": sid})
+        return Delivery(
+            SENT, f"accepted by SMS API ({response.status_code})", {"http_status": response.status_code, "sid": sid}
+        )
 
     def send_many(self, jobs: Sequence[Job]) -> list[Delivery]:
         return [self.send(job) for job in jobs]

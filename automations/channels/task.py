@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from automations.channels.base import DONE, Delivery, Job
-from automations.models import FollowUpStatus
+from automations.domain.models import FollowUpStatus
 
 
 class TaskChannel:

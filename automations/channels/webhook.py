@@ -30,10 +30,14 @@ from automations.channels.base import (
     classify_http,
     delivery_from_error,
 )
-from automations.config import Settings
-from automations.models import AppSetting
-from automations.netguard import BlockedTarget, check_url_syntax, resolve_and_check
-from automations.timeutil import UTC
+from automations.domain.config import Settings
+from automations.domain.models import AppSetting
+from automations.domain.netguard import (
+    BlockedTarget,
+    check_url_syntax,
+    resolve_and_check,
+)
+from automations.domain.timeutil import UTC
 
 SECRET_KEY = "webhook_secret"
 MAX_REDIRECTS = 5
@@ -54,9 +58,7 @@ def get_webhook_secret(session: Session, settings: Settings) -> str:
         return stored
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(
-        insert(AppSetting).values(key=SECRET_KEY, value=new_secret()).on_conflict_do_nothing()
-    )
+    session.execute(insert(AppSetting).values(key=SECRET_KEY, value=new_secret()).on_conflict_do_nothing())
     return session.scalar(select(AppSetting.value).where(AppSetting.key == SECRET_KEY)) or ""
 
 
@@ -73,10 +75,15 @@ def build_payload(job: Job, now: datetime) -> dict[str, object]:
     return {
         "event": "automation.step",
         "campaign": {"id": job.campaign_id, "name": job.campaign_name},
-        "step": {"id": job.step_id, "name": job.name, "position": job.position,
-                 "scheduled_at": job.scheduled_at.isoformat()},
-        "contact": {key: contact.get(key) for key in
-                    ("id", "first_name", "last_name", "email", "phone", "company", "tags")},
+        "step": {
+            "id": job.step_id,
+            "name": job.name,
+            "position": job.position,
+            "scheduled_at": job.scheduled_at.isoformat(),
+        },
+        "contact": {
+            key: contact.get(key) for key in ("id", "first_name", "last_name", "email", "phone", "company", "tags")
+        },
         "time": now.isoformat(),
         "data": job.webhook_payload or {},
     }
@@ -91,14 +98,16 @@ class WebhookChannel:
     name = "webhook"
     io_bound = True
 
-    def __init__(self, settings: Settings, secret: str, *, guard: Guard | None = None,
-                 client: httpx.Client | None = None):
+    def __init__(
+        self, settings: Settings, secret: str, *, guard: Guard | None = None, client: httpx.Client | None = None
+    ):
         self.settings = settings
         self.signer = Webhook(secret)
         allow = settings.webhook_allow_private
         self.guard: Guard = guard or (lambda url: resolve_and_check(url, allow))
         self.client = client or httpx.Client(
-            timeout=settings.webhook_timeout, follow_redirects=False,
+            timeout=settings.webhook_timeout,
+            follow_redirects=False,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
 
@@ -110,8 +119,7 @@ class WebhookChannel:
         except httpx.TimeoutException as exc:
             return delivery_from_error(TransientError(f"webhook timed out: {type(exc).__name__}"))
         except (httpx.TransportError, OSError) as exc:
-            return delivery_from_error(
-                TransientError(f"webhook unreachable: {type(exc).__name__}: {exc}"))
+            return delivery_from_error(TransientError(f"webhook unreachable: {type(exc).__name__}: {exc}"))
         except Exception as exc:
             return delivery_from_error(exc)
 
@@ -137,16 +145,15 @@ class WebhookChannel:
                 if response.status_code == 303:
                     method = "GET"  # "see other": fetch the new place, do not post again
                 continue
-            failure = classify_http(response.status_code, response.headers.get("retry-after"),
-                                    "webhook target")
+            failure = classify_http(response.status_code, response.headers.get("retry-after"), "webhook target")
             if failure is not None:
                 return failure
-            return Delivery(SENT, f"delivered (HTTP {response.status_code})",
-                            {"http_status": response.status_code, "url": url})
+            return Delivery(
+                SENT, f"delivered (HTTP {response.status_code})", {"http_status": response.status_code, "url": url}
+            )
         raise PermanentError(f"more than {MAX_REDIRECTS} redirects")
 
-    def _request_checked(self, method: str, url: str, body: str | None,
-                         headers: dict[str, str]) -> httpx.Response:
+    def _request_checked(self, method: str, url: str, body: str | None, headers: dict[str, str]) -> httpx.Response:
         addresses = self.guard(url)  # BlockedTarget when not allowed, OSError when unresolvable
         scheme, host, port = check_url_syntax(url)
         target = httpx.URL(url)
@@ -159,8 +166,7 @@ class WebhookChannel:
             host_header = f"[{host}]" if port == default_port else f"[{host}]:{port}"
         extensions = {"sni_hostname": host} if scheme == "https" else {}
         request_headers = {**headers, "host": host_header}
-        return self.client.request(method, pinned, content=body, headers=request_headers,
-                                   extensions=extensions)
+        return self.client.request(method, pinned, content=body, headers=request_headers, extensions=extensions)
 
     def send_many(self, jobs: Sequence[Job]) -> list[Delivery]:
         return [self.send(job) for job in jobs]

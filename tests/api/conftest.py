@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from automations.api import create_app
-from automations.config import Settings
-from automations.db import Database
-from automations.seed import seed_system_templates
+from automations.domain.config import Settings
+from automations.domain.db import Database
+from automations.services.seed import seed_system_templates
 from tests.conftest import NOW
 
 TOKEN = "s3cret-api-token"
@@ -53,16 +53,17 @@ def api(db: Database, clock: Clock) -> Iterator[TestClient]:
 def contact_id(api: TestClient) -> int:
     response = api.post(
         "/api/contacts/",
-        json={"first_name": "Ann", "last_name": "Lee", "email": "ann@example.com",
-              "phone": "+14155550123"},
+        json={"first_name": "Ann", "last_name": "Lee", "email": "ann@example.com", "phone": "+14155550123"},
     )
     assert response.status_code == 201, response.text
     return int(response.json()["id"])
 
 
 EMAIL_STEP = {
-    "name": "Welcome", "message_type": "email",
-    "subject": "Hi {{ contact.first_name }}", "body": "Welcome aboard",
+    "name": "Welcome",
+    "message_type": "email",
+    "subject": "Hi {{ contact.first_name }}",
+    "body": "Welcome aboard",
 }
 TASK_STEP = {"name": "Call", "message_type": "task", "delay_days": 2, "subject": "Call Ann", "body": "notes"}
 SMS_STEP = {"name": "Nudge", "message_type": "sms", "delay_days": 1, "delay_hours": 3, "body": "Still there?"}

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from automations.api import create_app
-from automations.config import Settings
+from automations.domain.config import Settings
 from tests.api.conftest import TOKEN, api_settings
 
 SPEC_PATHS = {
@@ -35,8 +35,13 @@ def test_every_route_needs_the_token(sqlite_db) -> None:
     assert len(routes) >= 14
     for method, path in routes:
         if True:
-            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},
-                            {"Authorization": f"Bearer {TOKEN}x"}, {"Authorization": "Bearer ünïcode".encode("latin-1")}):
+            for headers in (
+                {},
+                {"Authorization": "Bearer wrong"},
+                {"Authorization": f"Basic {TOKEN}"},
+                {"Authorization": f"Bearer {TOKEN}x"},
+                {"Authorization": "Bearer ünïcode".encode("latin-1")},
+            ):
                 response = client.request(method, concrete(path), headers=headers, json={})
                 assert response.status_code == 401, (method, path, headers, response.text)
                 assert response.headers["www-authenticate"] == "Bearer"
@@ -59,10 +64,15 @@ def test_openapi_document_lists_the_spec_paths_and_describes_every_input(sqlite_
         assert methods <= set(document["paths"][path]), path
     assert document["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
     schemas = document["components"]["schemas"]
-    from automations.api import calendar, schemas as api_schemas, stats
+    from automations.api import calendar, stats
+    from automations.api import schemas as api_schemas
 
-    ours = [name for module in (api_schemas, calendar, stats) for name, value in vars(module).items()
-            if isinstance(value, type) and issubclass(value, BaseModel) and name in schemas]
+    ours = [
+        name
+        for module in (api_schemas, calendar, stats)
+        for name, value in vars(module).items()
+        if isinstance(value, type) and issubclass(value, BaseModel) and name in schemas
+    ]
     assert len(ours) >= 20
     for name in ours:
         for field, spec in schemas[name]["properties"].items():

@@ -7,15 +7,24 @@ from datetime import datetime, timedelta
 from fastapi.testclient import TestClient
 
 from automations.api import create_app
-from tests.api.conftest import AUTH, EMAIL_STEP, SMS_STEP, TASK_STEP, Clock, api_settings
+from tests.api.conftest import (
+    AUTH,
+    EMAIL_STEP,
+    SMS_STEP,
+    TASK_STEP,
+    Clock,
+    api_settings,
+)
 from tests.conftest import NOW
 
 CALENDAR = "/api/automation/calendar/"
 
 
 def test_events_of_a_range_in_time_order(api: TestClient, contact_id: int) -> None:
-    campaign = api.post("/api/automation/campaigns/", json={
-        "name": "Trial", "contact_id": contact_id, "steps": [EMAIL_STEP, SMS_STEP, TASK_STEP]}).json()
+    campaign = api.post(
+        "/api/automation/campaigns/",
+        json={"name": "Trial", "contact_id": contact_id, "steps": [EMAIL_STEP, SMS_STEP, TASK_STEP]},
+    ).json()
     other = api.post("/api/contacts/", json={"first_name": "Bo"}).json()["id"]
     api.post("/api/automation/campaigns/", json={"name": "Other", "contact_id": other, "steps": [SMS_STEP]})
 
@@ -27,13 +36,21 @@ def test_events_of_a_range_in_time_order(api: TestClient, contact_id: int) -> No
     assert starts == sorted(starts) and body["items"][0]["start"] == "2026-03-02T09:00:00+00:00"
     first = body["items"][0]
     assert first == {
-        "id": campaign["steps"][0]["id"], "campaign_id": campaign["id"], "campaign_name": "Trial",
-        "contact_id": contact_id, "contact_name": "Ann Lee", "message_type": "email",
-        "title": "Welcome", "status": "pending", "start": "2026-03-02T09:00:00+00:00",
+        "id": campaign["steps"][0]["id"],
+        "campaign_id": campaign["id"],
+        "campaign_name": "Trial",
+        "contact_id": contact_id,
+        "contact_name": "Ann Lee",
+        "message_type": "email",
+        "title": "Welcome",
+        "status": "pending",
+        "start": "2026-03-02T09:00:00+00:00",
     }
 
-    mine = api.get(CALENDAR, params={"start": "2026-03-01", "end": "2026-04-01", "contact_id": contact_id,
-                                     "message_type": ["sms", "task"]}).json()
+    mine = api.get(
+        CALENDAR,
+        params={"start": "2026-03-01", "end": "2026-04-01", "contact_id": contact_id, "message_type": ["sms", "task"]},
+    ).json()
     assert [e["title"] for e in mine["items"]] == ["Nudge", "Call"]
     page = api.get(CALENDAR, params={"start": "2026-03-01", "end": "2026-04-01", "limit": 1, "offset": 1}).json()
     assert page["total"] == 4 and len(page["items"]) == 1
@@ -68,5 +85,8 @@ def test_bad_ranges_are_refused(api: TestClient) -> None:
         response = api.get(CALENDAR, params=params)
         assert response.status_code == 422, (params, response.text)
         assert field in response.json()["errors"], (params, response.json())
-    exactly = api.get(CALENDAR, params={"start": "2026-01-01T00:00:00Z", "end": (datetime(2026, 1, 1) + timedelta(days=400)).isoformat() + "Z"})
+    exactly = api.get(
+        CALENDAR,
+        params={"start": "2026-01-01T00:00:00Z", "end": (datetime(2026, 1, 1) + timedelta(days=400)).isoformat() + "Z"},
+    )
     assert exactly.status_code == 200

@@ -17,18 +17,20 @@ def at(text: str) -> datetime:
 
 
 def test_create_from_a_template_plans_every_step(api: TestClient, contact_id: int) -> None:
-    nurture = next(t for t in api.get("/api/automation/templates/").json()["items"]
-                   if t["name"] == "Lead Nurture (7-day)")
-    created = api.post(CAMPAIGNS, json={"name": "Nurture Ann", "contact_id": contact_id,
-                                        "template_id": nurture["id"]})
+    nurture = next(
+        t for t in api.get("/api/automation/templates/").json()["items"] if t["name"] == "Lead Nurture (7-day)"
+    )
+    created = api.post(CAMPAIGNS, json={"name": "Nurture Ann", "contact_id": contact_id, "template_id": nurture["id"]})
     assert created.status_code == 201, created.text
     body = created.json()
     assert (body["status"], body["contact_name"], body["template_name"]) == ("active", "Ann Lee", nurture["name"])
     assert (body["progress"], body["steps_finished"], body["steps_total"]) == (0.0, 0, nurture["step_count"])
     steps = body["steps"]
     assert [s["position"] for s in steps] == list(range(nurture["step_count"]))
-    assert all(s["status"] == "pending" and s["attempts"] == 0 and s["executed_at"] is None
-               and s["last_error"] is None for s in steps)
+    assert all(
+        s["status"] == "pending" and s["attempts"] == 0 and s["executed_at"] is None and s["last_error"] is None
+        for s in steps
+    )
     assert all(s["scheduled_at"].endswith("+00:00") for s in steps)
     last = at(steps[-1]["scheduled_at"])
     assert last - at(steps[0]["scheduled_at"]) <= timedelta(hours=nurture["duration_hours"])
@@ -38,9 +40,15 @@ def test_create_from_a_template_plans_every_step(api: TestClient, contact_id: in
 
 def test_create_with_own_steps_and_a_start_time(api: TestClient, contact_id: int) -> None:
     start = NOW + timedelta(days=3)
-    created = api.post(CAMPAIGNS, json={"name": "Mine", "contact_id": contact_id,
-                                        "start_at": "2026-03-05T10:00:00+01:00",
-                                        "steps": [EMAIL_STEP, SMS_STEP, TASK_STEP]})
+    created = api.post(
+        CAMPAIGNS,
+        json={
+            "name": "Mine",
+            "contact_id": contact_id,
+            "start_at": "2026-03-05T10:00:00+01:00",
+            "steps": [EMAIL_STEP, SMS_STEP, TASK_STEP],
+        },
+    )
     assert created.status_code == 201, created.text
     times = [at(s["scheduled_at"]) for s in created.json()["steps"]]
     start = at("2026-03-05T09:00:00+00:00")
@@ -50,8 +58,10 @@ def test_create_with_own_steps_and_a_start_time(api: TestClient, contact_id: int
 
 def test_list_filters_and_pagination(api: TestClient, contact_id: int) -> None:
     other = api.post("/api/contacts/", json={"first_name": "Bo"}).json()["id"]
-    ids = [api.post(CAMPAIGNS, json={"name": f"C{n}", "contact_id": cid, "steps": [EMAIL_STEP]}).json()["id"]
-           for n, cid in enumerate([contact_id, contact_id, other])]
+    ids = [
+        api.post(CAMPAIGNS, json={"name": f"C{n}", "contact_id": cid, "steps": [EMAIL_STEP]}).json()["id"]
+        for n, cid in enumerate([contact_id, contact_id, other])
+    ]
     assert api.put(f"{CAMPAIGNS}{ids[1]}/", json={"status": "paused"}).status_code == 200
     everything = api.get(CAMPAIGNS).json()
     assert everything["total"] == 3
@@ -65,9 +75,15 @@ def test_list_filters_and_pagination(api: TestClient, contact_id: int) -> None:
 
 
 def test_pause_resume_cancel(api: TestClient, contact_id: int, clock: Clock) -> None:
-    cid = api.post(CAMPAIGNS, json={"name": "C", "contact_id": contact_id,
-                                    "start_at": (NOW + timedelta(days=1)).isoformat(),
-                                    "steps": [EMAIL_STEP, SMS_STEP]}).json()["id"]
+    cid = api.post(
+        CAMPAIGNS,
+        json={
+            "name": "C",
+            "contact_id": contact_id,
+            "start_at": (NOW + timedelta(days=1)).isoformat(),
+            "steps": [EMAIL_STEP, SMS_STEP],
+        },
+    ).json()["id"]
     before = [at(s["scheduled_at"]) for s in api.get(f"{CAMPAIGNS}{cid}/").json()["steps"]]
     paused = api.put(f"{CAMPAIGNS}{cid}/", json={"status": "paused"})
     assert (paused.status_code, paused.json()["status"]) == (200, "paused")
@@ -107,14 +123,31 @@ def test_bad_campaigns_are_refused_and_nothing_is_stored(api: TestClient, contac
         ({"name": "", "contact_id": contact_id, "steps": [EMAIL_STEP]}, {"name"}),
         ({"name": "C", "contact_id": contact_id}, {"steps"}),
         ({"name": "C", "contact_id": "ann", "steps": [EMAIL_STEP]}, {"contact_id"}),
-        ({"name": "C", "contact_id": contact_id, "start_at": "10000-01-01T00:00:00Z", "steps": [EMAIL_STEP]}, {"start_at"}),
-        ({"name": "C", "contact_id": contact_id, "start_at": "2999-12-31T00:00:00Z",
-          "steps": [{**EMAIL_STEP, "delay_days": 99999}]}, {"steps.0.delay_days"}),
-        ({"name": "C", "contact_id": contact_id,
-          "steps": [{"name": "Hook", "message_type": "webhook", "webhook_url": "http://10.0.0.5/x"}]},
-         {"steps.0.webhook_url"}),
-        ({"name": "C", "contact_id": contact_id,
-          "steps": [{**EMAIL_STEP, "subject": "{% for x in range(10) %}"}]}, {"steps.0.subject"}),
+        (
+            {"name": "C", "contact_id": contact_id, "start_at": "10000-01-01T00:00:00Z", "steps": [EMAIL_STEP]},
+            {"start_at"},
+        ),
+        (
+            {
+                "name": "C",
+                "contact_id": contact_id,
+                "start_at": "2999-12-31T00:00:00Z",
+                "steps": [{**EMAIL_STEP, "delay_days": 99999}],
+            },
+            {"steps.0.delay_days"},
+        ),
+        (
+            {
+                "name": "C",
+                "contact_id": contact_id,
+                "steps": [{"name": "Hook", "message_type": "webhook", "webhook_url": "http://10.0.0.5/x"}],
+            },
+            {"steps.0.webhook_url"},
+        ),
+        (
+            {"name": "C", "contact_id": contact_id, "steps": [{**EMAIL_STEP, "subject": "{% for x in range(10) %}"}]},
+            {"steps.0.subject"},
+        ),
     ]
     for payload, fields in cases:
         response = api.post(CAMPAIGNS, json=payload)
@@ -133,7 +166,9 @@ def test_delete_keeps_the_contact_and_unknown_ids_are_404(api: TestClient, conta
 
 
 def test_duplicate_and_save_as_template(api: TestClient, contact_id: int, clock: Clock) -> None:
-    cid = api.post(CAMPAIGNS, json={"name": "C", "contact_id": contact_id, "steps": [EMAIL_STEP, TASK_STEP]}).json()["id"]
+    cid = api.post(CAMPAIGNS, json={"name": "C", "contact_id": contact_id, "steps": [EMAIL_STEP, TASK_STEP]}).json()[
+        "id"
+    ]
     other = api.post("/api/contacts/", json={"first_name": "Bo"}).json()["id"]
     clock.advance(timedelta(days=1))
     copy = api.post(f"{CAMPAIGNS}{cid}/duplicate/", json={"contact_id": other})
@@ -153,7 +188,10 @@ def test_start_a_campaign_for_everyone_with_a_tag(api: TestClient, contact_id: i
     assert by_tag.status_code == 201, by_tag.text
     assert by_tag.json()["created"] == 2
     assert sorted(api.get(f"{CAMPAIGNS}{cid}/").json()["contact_id"] for cid in by_tag.json()["campaign_ids"]) == tagged
-    by_ids = api.post(f"{CAMPAIGNS}bulk/", json={"name": "Two", "steps": [EMAIL_STEP], "contact_ids": [contact_id, tagged[0], contact_id]})
+    by_ids = api.post(
+        f"{CAMPAIGNS}bulk/",
+        json={"name": "Two", "steps": [EMAIL_STEP], "contact_ids": [contact_id, tagged[0], contact_id]},
+    )
     assert by_ids.json()["created"] == 2
     assert api.get(CAMPAIGNS).json()["total"] == 4
 

@@ -10,9 +10,15 @@ from tests.api.conftest import EMAIL_STEP
 def test_create_read_update_and_delete_a_contact(api: TestClient) -> None:
     created = api.post(
         "/api/contacts/",
-        json={"first_name": " Ben ", "last_name": "Ode", "email": "Ben@Example.com",
-              "phone": "+44 20 7946 0958", "tags": ["VIP", "trial", "vip"],
-              "custom_fields": {"plan": "pro", "seats": 5}, "timezone": "Europe/London"},
+        json={
+            "first_name": " Ben ",
+            "last_name": "Ode",
+            "email": "Ben@Example.com",
+            "phone": "+44 20 7946 0958",
+            "tags": ["VIP", "trial", "vip"],
+            "custom_fields": {"plan": "pro", "seats": 5},
+            "timezone": "Europe/London",
+        },
     )
     assert created.status_code == 201, created.text
     body = created.json()
@@ -37,10 +43,24 @@ def test_create_read_update_and_delete_a_contact(api: TestClient) -> None:
 
 
 def test_search_filter_and_paginate(api: TestClient) -> None:
-    for first, last, tags in [("Ann", "Adams", ["lead"]), ("Bob", "Brown", []),
-                              ("Cat", "Clark", ["lead"]), ("Dan", "Dorsey", ["lead"])]:
-        assert api.post("/api/contacts/", json={"first_name": first, "last_name": last, "tags": tags,
-                                                "company": "Initech" if first != "Bob" else "Hooli"}).status_code == 201
+    for first, last, tags in [
+        ("Ann", "Adams", ["lead"]),
+        ("Bob", "Brown", []),
+        ("Cat", "Clark", ["lead"]),
+        ("Dan", "Dorsey", ["lead"]),
+    ]:
+        assert (
+            api.post(
+                "/api/contacts/",
+                json={
+                    "first_name": first,
+                    "last_name": last,
+                    "tags": tags,
+                    "company": "Initech" if first != "Bob" else "Hooli",
+                },
+            ).status_code
+            == 201
+        )
     page = api.get("/api/contacts/", params={"limit": 2, "offset": 1}).json()
     assert page["total"] == 4
     assert [c["last_name"] for c in page["items"]] == ["Brown", "Clark"]
@@ -48,7 +68,9 @@ def test_search_filter_and_paginate(api: TestClient) -> None:
     tagged = api.get("/api/contacts/", params={"tag": "LEAD", "limit": 500}).json()
     assert (tagged["total"], [c["first_name"] for c in tagged["items"]]) == (3, ["Ann", "Cat", "Dan"])
     assert api.get("/api/contacts/", params={"limit": 501}).status_code == 422
-    assert api.get("/api/contacts/", params={"limit": 0}).json()["errors"] == {"limit": "Input should be greater than or equal to 1"}
+    assert api.get("/api/contacts/", params={"limit": 0}).json()["errors"] == {
+        "limit": "Input should be greater than or equal to 1"
+    }
 
 
 def test_invalid_contacts_get_one_message_per_field_and_nothing_is_stored(api: TestClient) -> None:
@@ -94,7 +116,9 @@ def test_duplicate_email_and_unknown_ids(api: TestClient, contact_id: int) -> No
 
 
 def test_a_contact_with_a_running_campaign_is_deleted_only_on_request(api: TestClient, contact_id: int) -> None:
-    campaign = api.post("/api/automation/campaigns/", json={"name": "C", "contact_id": contact_id, "steps": [EMAIL_STEP]})
+    campaign = api.post(
+        "/api/automation/campaigns/", json={"name": "C", "contact_id": contact_id, "steps": [EMAIL_STEP]}
+    )
     assert campaign.status_code == 201
     refused = api.delete(f"/api/contacts/{contact_id}/")
     assert refused.status_code == 409

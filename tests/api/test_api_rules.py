@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
-from automations.db import Database
-from automations.rule_engine import process_rules
+from automations.domain.db import Database
+from automations.runner.rules import process_rules
 from tests.api.conftest import Clock
 
 
@@ -18,11 +18,18 @@ def _template_id(api: TestClient, name: str) -> int:
 
 def test_rule_crud_and_validation(api: TestClient) -> None:
     onboarding = _template_id(api, "Customer Onboarding")
-    created = api.post("/api/automation/rules/", json={
-        "name": "Trial onboarding", "trigger": "tag_added", "trigger_config": {"tag": "Trial"},
-        "action": "start_campaign", "action_config": {"template_id": onboarding},
-        "conditions": [{"kind": "opted_in", "channel": "email"}], "reenroll_after_days": 30,
-    })
+    created = api.post(
+        "/api/automation/rules/",
+        json={
+            "name": "Trial onboarding",
+            "trigger": "tag_added",
+            "trigger_config": {"tag": "Trial"},
+            "action": "start_campaign",
+            "action_config": {"template_id": onboarding},
+            "conditions": [{"kind": "opted_in", "channel": "email"}],
+            "reenroll_after_days": 30,
+        },
+    )
     assert created.status_code == 201, created.text
     rule = created.json()
     assert rule["trigger_config"] == {"tag": "trial"}
@@ -34,11 +41,16 @@ def test_rule_crud_and_validation(api: TestClient) -> None:
     updated = api.put(f"/api/automation/rules/{rid}/", json={"is_active": False, "delay_days": 2})
     assert updated.status_code == 200, updated.text
     assert (updated.json()["is_active"], updated.json()["delay_days"], updated.json()["name"]) == (
-        False, 2, "Trial onboarding")
+        False,
+        2,
+        "Trial onboarding",
+    )
     assert api.get("/api/automation/rules/").json()["total"] == 1
 
-    bad = api.post("/api/automation/rules/", json={
-        "name": "x", "trigger": "inbound_event", "action": "create_followup", "action_config": {}})
+    bad = api.post(
+        "/api/automation/rules/",
+        json={"name": "x", "trigger": "inbound_event", "action": "create_followup", "action_config": {}},
+    )
     assert bad.status_code == 422
     assert set(bad.json()["errors"]) == {"trigger_config.event", "action_config.title"}
 
@@ -51,18 +63,26 @@ def test_posted_replied_event_stops_campaigns_and_shows_in_history(
     api: TestClient, db: Database, clock: Clock, contact_id: int
 ) -> None:
     nurture = _template_id(api, "Lead Nurture (7-day)")
-    started = api.post("/api/automation/campaigns/",
-                       json={"name": "Nurture", "contact_id": contact_id, "template_id": nurture})
+    started = api.post(
+        "/api/automation/campaigns/", json={"name": "Nurture", "contact_id": contact_id, "template_id": nurture}
+    )
     assert started.status_code == 201, started.text
-    rule = api.post("/api/automation/rules/", json={
-        "name": "Reply", "trigger": "inbound_event", "trigger_config": {"event": "replied"},
-        "stop_other_campaigns": True, "action": "create_followup",
-        "action_config": {"title": "Answer {{ contact.first_name }}"},
-    }).json()
+    rule = api.post(
+        "/api/automation/rules/",
+        json={
+            "name": "Reply",
+            "trigger": "inbound_event",
+            "trigger_config": {"event": "replied"},
+            "stop_other_campaigns": True,
+            "action": "create_followup",
+            "action_config": {"title": "Answer {{ contact.first_name }}"},
+        },
+    ).json()
 
     clock.advance(timedelta(hours=1))
-    posted = api.post("/api/automation/events/",
-                      json={"contact_id": contact_id, "name": "replied", "payload": {"text": "yes please"}})
+    posted = api.post(
+        "/api/automation/events/", json={"contact_id": contact_id, "name": "replied", "payload": {"text": "yes please"}}
+    )
     assert posted.status_code == 201, posted.text
     assert posted.json()["payload"] == {"text": "yes please"}
     assert api.post("/api/automation/events/", json={"contact_id": 999999, "name": "replied"}).status_code == 422

@@ -17,8 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from automations.api import create_app
-from automations.db import Database
-from automations.timeutil import utcnow
+from automations.domain.db import Database
+from automations.domain.timeutil import utcnow
 from tests.api.conftest import AUTH, EMAIL_STEP, SMS_STEP, TASK_STEP, api_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,31 +55,47 @@ def test_campaign_created_over_http_is_executed_by_the_runner(
 ) -> None:
     url, received = receiver
     api = TestClient(create_app(sqlite_db, api_settings(webhook_allow_private=True)), headers=AUTH)
-    contact = api.post("/api/contacts/", json={"first_name": "Ann", "email": "ann@example.com",
-                                               "phone": "+14155550123"}).json()
+    contact = api.post(
+        "/api/contacts/", json={"first_name": "Ann", "email": "ann@example.com", "phone": "+14155550123"}
+    ).json()
     hook = {"name": "Tell the CRM", "message_type": "webhook", "webhook_url": url}
-    created = api.post("/api/automation/campaigns/", json={
-        "name": "Welcome Ann", "contact_id": contact["id"],
-        "start_at": (utcnow() - timedelta(hours=1)).isoformat(),
-        "steps": [EMAIL_STEP, SMS_STEP | {"delay_days": 0, "delay_hours": 0},
-                  TASK_STEP | {"delay_days": 0}, hook],
-    })
+    created = api.post(
+        "/api/automation/campaigns/",
+        json={
+            "name": "Welcome Ann",
+            "contact_id": contact["id"],
+            "start_at": (utcnow() - timedelta(hours=1)).isoformat(),
+            "steps": [EMAIL_STEP, SMS_STEP | {"delay_days": 0, "delay_hours": 0}, TASK_STEP | {"delay_days": 0}, hook],
+        },
+    )
     assert created.status_code == 201, created.text
     campaign_id = created.json()["id"]
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOMATIONS_")}
     env.update(
-        PYTHONPATH=str(REPO), AUTOMATIONS_DATABASE_URL=sqlite_db.url,
-        AUTOMATIONS_OUTBOX_DIR=str(tmp_path / "outbox"), AUTOMATIONS_WEBHOOK_ALLOW_PRIVATE="1",
+        PYTHONPATH=str(REPO),
+        AUTOMATIONS_DATABASE_URL=sqlite_db.url,
+        AUTOMATIONS_OUTBOX_DIR=str(tmp_path / "outbox"),
+        AUTOMATIONS_WEBHOOK_ALLOW_PRIVATE="1",
         AUTOMATIONS_WEBHOOK_SECRET="whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=",
     )
-    run = subprocess.run([sys.executable, str(REPO / "runner.py"), "--once"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, str(REPO / "runner.py"), "--once"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
     campaign = api.get(f"/api/automation/campaigns/{campaign_id}/").json()
     assert [(s["message_type"], s["status"]) for s in campaign["steps"]] == [
-        ("email", "sent"), ("sms", "sent"), ("task", "done"), ("webhook", "sent")]
+        ("email", "sent"),
+        ("sms", "sent"),
+        ("task", "done"),
+        ("webhook", "sent"),
+    ]
     assert all(s["attempts"] == 1 and s["executed_at"] and s["last_error"] is None for s in campaign["steps"])
     assert (campaign["status"], campaign["progress"], campaign["next_step_name"]) == ("completed", 1.0, None)
     assert campaign["completed_at"] is not None

@@ -16,11 +16,11 @@ from schemathesis import GenerationMode
 from schemathesis import checks as core_checks
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from automations import campaigns, contacts
 from automations.api import create_app
-from automations.config import Settings
-from automations.db import Database
-from automations.seed import seed_system_templates
+from automations.domain.config import Settings
+from automations.domain.db import Database
+from automations.services import campaigns, contacts
+from automations.services.seed import seed_system_templates
 from tests.api.conftest import AUTH, EMAIL_STEP, TASK_STEP, Clock, api_settings
 from tests.conftest import NOW
 
@@ -38,11 +38,7 @@ CHECKS = [
 def _operations() -> list[tuple[str, str]]:
     # The document does not depend on the data: an unconnected database will do.
     app = create_app(Database("sqlite://", settings=Settings(_env_file=None)), api_settings())
-    return [
-        (method.upper(), path)
-        for path, operations in app.openapi()["paths"].items()
-        for method in operations
-    ]
+    return [(method.upper(), path) for path, operations in app.openapi()["paths"].items() for method in operations]
 
 
 @pytest.fixture
@@ -51,11 +47,10 @@ def api_schema(sqlite_db: Database) -> schemathesis.BaseSchema:
     with sqlite_db.session() as session:
         seed_system_templates(session)
         for n in range(3):
-            contact = contacts.create_contact(
-                session, {"first_name": f"P{n}", "email": f"p{n}@example.com"}, now=NOW
-            )
+            contact = contacts.create_contact(session, {"first_name": f"P{n}", "email": f"p{n}@example.com"}, now=NOW)
             campaigns.create_campaign(
-                session, {"name": f"C{n}", "contact_id": contact.id, "steps": [EMAIL_STEP, TASK_STEP]},
+                session,
+                {"name": f"C{n}", "contact_id": contact.id, "steps": [EMAIL_STEP, TASK_STEP]},
                 now=NOW,
             )
     app = create_app(sqlite_db, api_settings(), clock=Clock(NOW))
@@ -67,7 +62,10 @@ def fuzz(operation: schemathesis.APIOperation, mode: GenerationMode) -> None:
 
     @given(data=st.data())
     @settings(
-        max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        derandomize=True,
+        database=None,
         suppress_health_check=list(HealthCheck),
     )
     def run(data: st.DataObject) -> None:

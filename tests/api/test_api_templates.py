@@ -22,8 +22,15 @@ def test_list_shows_the_six_system_templates_first(api: TestClient) -> None:
 
 
 def test_create_edit_clone_and_delete_a_custom_template(api: TestClient) -> None:
-    created = api.post(TEMPLATES, json={"name": "Trial follow-up", "category": "nurture",
-                                        "description": "For trials", "steps": [EMAIL_STEP, SMS_STEP]})
+    created = api.post(
+        TEMPLATES,
+        json={
+            "name": "Trial follow-up",
+            "category": "nurture",
+            "description": "For trials",
+            "steps": [EMAIL_STEP, SMS_STEP],
+        },
+    )
     assert created.status_code == 201, created.text
     body = created.json()
     assert (body["is_system"], body["category"], body["step_count"]) == (False, "nurture", 2)
@@ -34,7 +41,10 @@ def test_create_edit_clone_and_delete_a_custom_template(api: TestClient) -> None
 
     edited = api.put(f"{TEMPLATES}{tid}/", json={"steps": [TASK_STEP], "description": "Calls only"})
     assert edited.status_code == 200, edited.text
-    assert ([s["message_type"] for s in edited.json()["steps"]], edited.json()["description"]) == (["task"], "Calls only")
+    assert ([s["message_type"] for s in edited.json()["steps"]], edited.json()["description"]) == (
+        ["task"],
+        "Calls only",
+    )
     assert api.get(f"{TEMPLATES}{tid}/").json() == edited.json()
 
     copy = api.post(f"{TEMPLATES}{tid}/clone/", json={"name": "Trial follow-up B"})
@@ -72,7 +82,9 @@ def test_bad_templates_are_refused_field_by_field_and_nothing_is_stored(api: Tes
     typed = api.post(TEMPLATES, json={"name": "Bad", "steps": [unknown_type]})
     assert typed.status_code == 422
     assert "steps.0.message_type" in typed.json()["errors"]
-    assert api.post(TEMPLATES, json={"name": "Bad", "category": "spam", "steps": [EMAIL_STEP]}).json()["errors"].keys() == {"category"}
+    assert api.post(TEMPLATES, json={"name": "Bad", "category": "spam", "steps": [EMAIL_STEP]}).json()[
+        "errors"
+    ].keys() == {"category"}
     assert api.post(TEMPLATES, json={"name": "Empty", "steps": []}).status_code == 422
     taken = api.post(TEMPLATES, json={"name": "lead nurture (7-day)", "steps": [EMAIL_STEP]})
     assert "already exists" in taken.json()["errors"]["name"]
@@ -84,8 +96,12 @@ def test_private_webhooks_are_accepted_when_the_setting_allows_them(db, clock) -
     from tests.api.conftest import AUTH, api_settings
 
     client = TestClient(create_app(db, api_settings(webhook_allow_private=True), clock=clock), headers=AUTH)
-    hook = {"name": "Hook", "message_type": "webhook", "webhook_url": "http://127.0.0.1:8080/hook",
-            "webhook_payload": {"source": "crm"}}
+    hook = {
+        "name": "Hook",
+        "message_type": "webhook",
+        "webhook_url": "http://127.0.0.1:8080/hook",
+        "webhook_payload": {"source": "crm"},
+    }
     created = client.post(TEMPLATES, json={"name": "Internal", "steps": [hook]})
     assert created.status_code == 201, created.text
     assert created.json()["steps"][0]["webhook_payload"] == {"source": "crm"}

@@ -29,8 +29,12 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def automations(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "automations", *args], cwd=tmp_path, env=environment(tmp_path, **extra),
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "automations", *args],
+        cwd=tmp_path,
+        env=environment(tmp_path, **extra),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -52,8 +56,11 @@ def test_serves_the_api_on_loopback(tmp_path: Path) -> None:
     token = "cli-secret-token"
     process = subprocess.Popen(
         [sys.executable, "-m", "automations", "api", "--port", str(port)],
-        cwd=tmp_path, env=environment(tmp_path, AUTOMATIONS_API_TOKEN=token),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path,
+        env=environment(tmp_path, AUTOMATIONS_API_TOKEN=token),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"

@@ -5,14 +5,15 @@ on an event shows it, and a download button gives the export's exact bytes."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from automations.calendar_events import local_midnight
-from automations.db import Database
-from automations.exports import ExportFilter, csv_bytes
-from automations.timeutil import UTC, utcnow
+from automations.domain.db import Database
+from automations.domain.timeutil import UTC, utcnow
+from automations.reports.calendar import local_midnight
+from automations.reports.exports import ExportFilter, csv_bytes
 from tests.browser.conftest import SCREENSHOTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -78,10 +79,11 @@ def test_statistics_charts_and_download(page: Page, dashboard: str, demo_databas
         page.get_by_role("button", name="steps").click()
     download = download_info.value
     assert download.suggested_filename.startswith("steps_")
-    data = open(download.path(), "rb").read()
+    data = Path(download.path()).read_bytes()
     today = utcnow().astimezone(UTC).date()
-    filters = ExportFilter(start=local_midnight(today - timedelta(days=29), UTC),
-                           end=local_midnight(today + timedelta(days=1), UTC))
+    filters = ExportFilter(
+        start=local_midnight(today - timedelta(days=29), UTC), end=local_midnight(today + timedelta(days=1), UTC)
+    )
     with demo_database.read_session() as s:
         assert data == csv_bytes(s, "steps", filters)
     assert data.count(b"\n") > 10

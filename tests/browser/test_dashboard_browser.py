@@ -9,17 +9,24 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from automations.db import Database
-from automations.models import AutomationCampaign, Contact
+from automations.domain.db import Database
+from automations.domain.models import AutomationCampaign, Contact
 from tests.browser.conftest import ROOT, SCREENSHOTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PAGES = {
-    "": "Overview", "campaigns": "Campaigns", "new_campaign": "New Campaign",
-    "templates": "Templates", "followups": "Follow-ups", "contacts": "Contacts", "settings": "Settings",
+    "": "Overview",
+    "campaigns": "Campaigns",
+    "new_campaign": "New Campaign",
+    "templates": "Templates",
+    "followups": "Follow-ups",
+    "contacts": "Contacts",
+    "settings": "Settings",
     # Pages that ship separately, shown when they are there.
-    "calendar": "Calendar", "statistics": "Statistics", "rules": "Rules",
+    "calendar": "Calendar",
+    "statistics": "Statistics",
+    "rules": "Rules",
 }
 
 
@@ -140,7 +147,8 @@ def test_screenshot_of_every_page(page: Page, dashboard: str) -> None:
 
 
 def test_a_bookmarked_page_opened_first_shows_the_app_navigation(
-        page: Page, demo_database: Database, tmp_path: Path) -> None:
+    page: Page, demo_database: Database, tmp_path: Path
+) -> None:
     """The first visit to a new server process by a page's URL (a bookmark) gets the
     app's navigation and layout, never Streamlit's file list of `pages/`."""
     from tests.browser.conftest import start_dashboard

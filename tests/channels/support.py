@@ -20,10 +20,15 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from sqlalchemy import insert, select
 
-from automations.campaigns import create_campaign
-from automations.contacts import create_contact
-from automations.db import Database
-from automations.models import AutomationCampaign, AutomationStep, Contact, StepAttempt
+from automations.domain.db import Database
+from automations.domain.models import (
+    AutomationCampaign,
+    AutomationStep,
+    Contact,
+    StepAttempt,
+)
+from automations.services.campaigns import create_campaign
+from automations.services.contacts import create_contact
 
 
 def free_port() -> int:
@@ -45,7 +50,9 @@ class SmtpSink:
         self.connections = 0
         self.lock = threading.Lock()
 
-    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> list[str]:
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
         with self.lock:
             self.connections += 1
         session.host_name = hostname
@@ -141,8 +148,9 @@ def http_server() -> Iterator[HttpSink]:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
             with sink.lock:
-                sink.requests.append(Received(self.command, self.path,
-                                              {k.lower(): v for k, v in self.headers.items()}, body))
+                sink.requests.append(
+                    Received(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                )
             reply = sink.next_reply(self.path)
             if reply.delay:
                 time.sleep(reply.delay)
@@ -179,49 +187,109 @@ def http_server() -> Iterator[HttpSink]:
 
 
 def add_contact(db: Database, now: datetime, **fields: Any) -> int:
-    data = {"first_name": "Ada", "last_name": "Lovelace", "email": f"ada.{uuid.uuid4().hex[:8]}@example.com",
-            "phone": "+14155550100", **fields}
+    data = {
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "email": f"ada.{uuid.uuid4().hex[:8]}@example.com",
+        "phone": "+14155550100",
+        **fields,
+    }
     with db.session() as s:
         return create_contact(s, data, now=now).id
 
 
-def add_campaign(db: Database, contact_id: int, steps: list[dict[str, Any]], *,
-                 start_at: datetime, now: datetime, name: str = "Welcome") -> int:
+def add_campaign(
+    db: Database,
+    contact_id: int,
+    steps: list[dict[str, Any]],
+    *,
+    start_at: datetime,
+    now: datetime,
+    name: str = "Welcome",
+) -> int:
     with db.session() as s:
         campaign = create_campaign(
-            s, {"name": name, "contact_id": contact_id, "start_at": start_at, "steps": steps},
-            now=now, allow_private=True,
+            s,
+            {"name": name, "contact_id": contact_id, "start_at": start_at, "steps": steps},
+            now=now,
+            allow_private=True,
         )
         return campaign.id
 
 
-def bulk_due_steps(db: Database, count: int, message_type: str, due: datetime, *,
-                   url: str | None = None, email_domain: str = "example.com",
-                   subject: str = "Hello {{ contact.first_name }}",
-                   body: str = "Hi {{ contact.first_name }}, one step of many.") -> None:
+def bulk_due_steps(
+    db: Database,
+    count: int,
+    message_type: str,
+    due: datetime,
+    *,
+    url: str | None = None,
+    email_domain: str = "example.com",
+    subject: str = "Hello {{ contact.first_name }}",
+    body: str = "Hi {{ contact.first_name }}, one step of many.",
+) -> None:
     """`count` one-step campaigns (one contact each) due at `due`, inserted in bulk."""
     tag = uuid.uuid4().hex[:8]
     with db.session() as s:
-        contact_ids = list(s.scalars(insert(Contact).returning(Contact.id, sort_by_parameter_order=True), [
-            {"first_name": f"C{i}", "last_name": tag, "email": f"c{i}.{tag}@{email_domain}",
-             "phone": f"+1415555{i % 10000:04d}", "company": "", "timezone": "UTC",
-             "custom_fields": {}, "email_opt_out": False, "sms_opt_out": False,
-             "created_at": due, "updated_at": due}
-            for i in range(count)
-        ]))
-        campaign_ids = list(s.scalars(insert(AutomationCampaign).returning(AutomationCampaign.id, sort_by_parameter_order=True), [
-            {"name": f"Bulk {tag}", "contact_id": cid, "status": "active", "start_at": due,
-             "created_at": due, "updated_at": due}
-            for cid in contact_ids
-        ]))
-        s.execute(insert(AutomationStep), [
-            {"campaign_id": cid, "position": 0, "name": f"{message_type} step",
-             "message_type": message_type, "delay_days": 0, "delay_hours": 0,
-             "subject": subject, "body": body, "webhook_url": url,
-             "scheduled_at": due, "due_at": due, "status": "pending", "attempts": 0,
-             "idempotency_key": uuid.uuid4().hex}
-            for cid in campaign_ids
-        ])
+        contact_ids = list(
+            s.scalars(
+                insert(Contact).returning(Contact.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "first_name": f"C{i}",
+                        "last_name": tag,
+                        "email": f"c{i}.{tag}@{email_domain}",
+                        "phone": f"+1415555{i % 10000:04d}",
+                        "company": "",
+                        "timezone": "UTC",
+                        "custom_fields": {},
+                        "email_opt_out": False,
+                        "sms_opt_out": False,
+                        "created_at": due,
+                        "updated_at": due,
+                    }
+                    for i in range(count)
+                ],
+            )
+        )
+        campaign_ids = list(
+            s.scalars(
+                insert(AutomationCampaign).returning(AutomationCampaign.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "name": f"Bulk {tag}",
+                        "contact_id": cid,
+                        "status": "active",
+                        "start_at": due,
+                        "created_at": due,
+                        "updated_at": due,
+                    }
+                    for cid in contact_ids
+                ],
+            )
+        )
+        s.execute(
+            insert(AutomationStep),
+            [
+                {
+                    "campaign_id": cid,
+                    "position": 0,
+                    "name": f"{message_type} step",
+                    "message_type": message_type,
+                    "delay_days": 0,
+                    "delay_hours": 0,
+                    "subject": subject,
+                    "body": body,
+                    "webhook_url": url,
+                    "scheduled_at": due,
+                    "due_at": due,
+                    "status": "pending",
+                    "attempts": 0,
+                    "idempotency_key": uuid.uuid4().hex,
+                }
+                for cid in campaign_ids
+            ],
+        )
 
 
 def later(now: datetime, **kwargs: float) -> datetime:
@@ -230,7 +298,9 @@ def later(now: datetime, **kwargs: float) -> datetime:
 
 def steps_and_attempts(db: Database) -> tuple[list[AutomationStep], list[StepAttempt]]:
     with db.read_session() as s:
-        found = (list(s.scalars(select(AutomationStep).order_by(AutomationStep.id))),
-                 list(s.scalars(select(StepAttempt).order_by(StepAttempt.id))))
+        found = (
+            list(s.scalars(select(AutomationStep).order_by(AutomationStep.id))),
+            list(s.scalars(select(StepAttempt).order_by(StepAttempt.id))),
+        )
         s.expunge_all()  # keep the loaded values after the read transaction ends
         return found

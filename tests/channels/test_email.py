@@ -7,20 +7,29 @@ from datetime import timedelta
 
 import pytest
 
-from automations.config import Settings
-from automations.db import Database
-from automations.engine import Runner
-from tests.channels.support import add_campaign, add_contact, smtp_server, steps_and_attempts
+from automations.domain.config import Settings
+from automations.domain.db import Database
+from automations.runner.engine import Runner
+from tests.channels.support import (
+    add_campaign,
+    add_contact,
+    smtp_server,
+    steps_and_attempts,
+)
 from tests.conftest import NOW
 
-EMAIL = {"name": "Welcome", "message_type": "email",
-         "subject": "Welcome {{ contact.first_name }}",
-         "body": "Hello {{ contact.first_name | default('there') }} from {{ campaign.name }}"}
+EMAIL = {
+    "name": "Welcome",
+    "message_type": "email",
+    "subject": "Welcome {{ contact.first_name }}",
+    "body": "Hello {{ contact.first_name | default('there') }} from {{ campaign.name }}",
+}
 
 
 def smtp_runner(db: Database, port: int, **overrides: object) -> Runner:
-    settings = Settings(_env_file=None, smtp_host="127.0.0.1", smtp_port=port,
-                        email_from="team@sales.example", **overrides)
+    settings = Settings(
+        _env_file=None, smtp_host="127.0.0.1", smtp_port=port, email_from="team@sales.example", **overrides
+    )
     return Runner(db, settings, runner_id="test-runner", rng=random.Random(1))
 
 

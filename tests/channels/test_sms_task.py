@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import select
 
 from automations.channels import DeliveryFailed, send_test_message
-from automations.config import Settings
-from automations.db import Database
-from automations.engine import Runner
-from automations.errors import ValidationError
-from automations.models import ScheduledFollowUp
+from automations.domain.config import Settings
+from automations.domain.db import Database
+from automations.domain.errors import ValidationError
+from automations.domain.models import ScheduledFollowUp
+from automations.runner.engine import Runner
 from tests.channels.support import (
     Reply,
     add_campaign,
@@ -33,8 +33,9 @@ SMS = {"name": "Nudge", "message_type": "sms", "body": "Hi {{ contact.first_name
 
 
 def sms_settings(url: str) -> Settings:
-    return Settings(_env_file=None, sms_api_url=url, sms_account_sid="AC123",
-                    sms_auth_token="tok-secret", sms_from="+15005550006")
+    return Settings(
+        _env_file=None, sms_api_url=url, sms_account_sid="AC123", sms_auth_token="tok-secret", sms_from="+15005550006"
+    )
 
 
 def test_sms_is_posted_to_the_messages_api(sqlite_db: Database) -> None:
@@ -61,8 +62,7 @@ def test_sms_api_errors_retry_or_fail(sqlite_db: Database) -> None:
     with http_server() as sink:
         path = "/2010-04-01/Accounts/AC123/Messages.json"
         sink.on(path, Reply(503), Reply(400))
-        runner = Runner(sqlite_db, sms_settings(f"http://127.0.0.1:{sink.port}"),
-                        rng=random.Random(3), concurrency=1)
+        runner = Runner(sqlite_db, sms_settings(f"http://127.0.0.1:{sink.port}"), rng=random.Random(3), concurrency=1)
         runner.tick(NOW)
         runner.tick(NOW + timedelta(seconds=10))  # before the first step's backoff ends
         runner.close()
@@ -87,13 +87,21 @@ def test_sms_outbox_opt_out_and_invalid_number(sqlite_db: Database, tmp_path: Pa
     [line] = (tmp_path / "box" / "sms.jsonl").read_text().splitlines()
     record = json.loads(line)
     assert (record["to"], record["body"], record["id"]) == (
-        "+14155550123", "Hi Mo, quick check-in", steps[0].idempotency_key)
+        "+14155550123",
+        "Hi Mo, quick check-in",
+        steps[0].idempotency_key,
+    )
 
 
 def test_task_step_creates_one_follow_up_due_at_the_step_time(db: Database) -> None:
     contact = add_contact(db, NOW)
-    task = {"name": "Call", "message_type": "task", "subject": "Call {{ contact.first_name }}",
-            "body": "Ask about the trial", "delay_hours": 2}
+    task = {
+        "name": "Call",
+        "message_type": "task",
+        "subject": "Call {{ contact.first_name }}",
+        "body": "Ask about the trial",
+        "delay_hours": 2,
+    }
     campaign = add_campaign(db, contact, [task], start_at=NOW, now=NOW)
     runner = Runner(db, Settings(_env_file=None))
     runner.tick(NOW + timedelta(hours=2, seconds=5))

@@ -10,11 +10,15 @@ from datetime import timedelta
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from automations.channels.webhook import WebhookChannel, get_webhook_secret, webhook_secret_is_set
-from automations.config import Settings
-from automations.db import Database
-from automations.engine import Runner
-from automations.netguard import resolve_and_check
+from automations.channels.webhook import (
+    WebhookChannel,
+    get_webhook_secret,
+    webhook_secret_is_set,
+)
+from automations.domain.config import Settings
+from automations.domain.db import Database
+from automations.domain.netguard import resolve_and_check
+from automations.runner.engine import Runner
 from tests.channels.support import (
     Reply,
     add_campaign,
@@ -29,14 +33,13 @@ SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 def hook(url: str) -> dict[str, object]:
-    return {"name": "Notify CRM", "message_type": "webhook", "webhook_url": url,
-            "webhook_payload": {"stage": "trial"}}
+    return {"name": "Notify CRM", "message_type": "webhook", "webhook_url": url, "webhook_payload": {"stage": "trial"}}
 
 
-def runner_for(db: Database, *, allow_private: bool = True, timeout: float = 2.0,
-               **kwargs: object) -> Runner:
-    settings = Settings(_env_file=None, webhook_secret=SECRET,
-                        webhook_allow_private=allow_private, webhook_timeout=timeout)
+def runner_for(db: Database, *, allow_private: bool = True, timeout: float = 2.0, **kwargs: object) -> Runner:
+    settings = Settings(
+        _env_file=None, webhook_secret=SECRET, webhook_allow_private=allow_private, webhook_timeout=timeout
+    )
     return Runner(db, settings, rng=random.Random(7), **kwargs)
 
 
@@ -62,9 +65,16 @@ def test_signed_post_verifies_with_standardwebhooks(db: Database) -> None:
     assert attempt.outcome == "sent"
 
 
-@pytest.mark.parametrize("reply", [
-    Reply(500), Reply(503), Reply(408), Reply(429, {"Retry-After": "120"}),
-], ids=["500", "503", "408", "429"])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(500),
+        Reply(503),
+        Reply(408),
+        Reply(429, {"Retry-After": "120"}),
+    ],
+    ids=["500", "503", "408", "429"],
+)
 def test_transient_answers_are_retried_with_the_same_webhook_id(sqlite_db: Database, reply: Reply) -> None:
     with http_server() as sink:
         sink.on("/hook", reply)
@@ -114,7 +124,7 @@ def test_redirect_to_a_private_address_is_refused(sqlite_db: Database) -> None:
     knows only its origin); the redirect goes through the real guard."""
     with http_server() as sink:
         public = sink.url("/start")
-        sink.on("/start", Reply(302, {"Location": f"http://169.254.169.254/latest/meta-data"}))
+        sink.on("/start", Reply(302, {"Location": "http://169.254.169.254/latest/meta-data"}))
         sink.on("/again", Reply(302, {"Location": sink.url("/internal")}))
 
         def guard(url: str) -> list[str]:

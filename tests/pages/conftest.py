@@ -10,10 +10,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from automations.config import get_settings
-from automations.db import Database
-from automations.demo import fill_demo
-from automations.seed import seed_system_templates
+from automations.cli.demo import fill_demo
+from automations.domain.config import get_settings
+from automations.domain.db import Database
+from automations.services.seed import seed_system_templates
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,8 +57,7 @@ def open_page() -> Callable[[str], AppTest]:
 def texts(at: AppTest) -> str:
     """Everything the page shows as text (markdown, captions, alerts, metrics, titles)."""
     parts: list[str] = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "success",
-                 "warning", "error", "toast"):
+    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "success", "warning", "error", "toast"):
         parts.extend(str(el.value) for el in getattr(at, kind))
     parts.extend(f"{m.label} {m.value}" for m in at.metric)
     return "\n".join(parts)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from calendar_data import T0, build_known
 from sqlalchemy import insert
 from streamlit.testing.v1 import AppTest
 
-from automations.calendar_events import AGGREGATE_THRESHOLD
-from automations.db import Database
-from automations.models import AutomationStep
+from automations.domain.db import Database
+from automations.domain.models import AutomationStep
+from automations.reports.calendar import AGGREGATE_THRESHOLD
 from tests.pages.conftest import texts
+from tests.reports.calendar_data import T0, build_known
 
 PAGE = "pages/calendar.py"
 
@@ -77,13 +77,27 @@ def test_picking_an_event_shows_its_details(app_db: Database, open_page) -> None
 def _add_pending_emails(db: Database, count: int, *, spread_days: int) -> None:
     """`count` pending email steps of campaign 1 from T0 on, a minute apart, spread over days."""
     with db.session() as s:
-        s.execute(insert(AutomationStep), [
-            {"campaign_id": 1, "position": 100 + i, "name": f"Bulk {i}", "message_type": "email",
-             "scheduled_at": T0 + timedelta(days=i % spread_days, minutes=i), "due_at": T0,
-             "status": "pending", "idempotency_key": f"bulk{i}", "subject": "", "body": "",
-             "delay_days": 0, "delay_hours": 0, "attempts": 0}
-            for i in range(count)
-        ])
+        s.execute(
+            insert(AutomationStep),
+            [
+                {
+                    "campaign_id": 1,
+                    "position": 100 + i,
+                    "name": f"Bulk {i}",
+                    "message_type": "email",
+                    "scheduled_at": T0 + timedelta(days=i % spread_days, minutes=i),
+                    "due_at": T0,
+                    "status": "pending",
+                    "idempotency_key": f"bulk{i}",
+                    "subject": "",
+                    "body": "",
+                    "delay_days": 0,
+                    "delay_hours": 0,
+                    "attempts": 0,
+                }
+                for i in range(count)
+            ],
+        )
 
 
 def test_a_busy_month_is_aggregated_per_day(app_db: Database, open_page) -> None:

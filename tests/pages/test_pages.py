@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from automations.db import Database
-from automations.models import (
+from automations.domain.db import Database
+from automations.domain.models import (
     AutomationCampaign,
     AutomationStep,
     AutomationTemplate,
@@ -79,8 +79,11 @@ def _pick_contact(at: AppTest, text: str, contact_id: int) -> None:
 
 def _first_template_id(db: Database, offset: int = 0) -> int:
     with db.read_session() as s:
-        return s.scalars(select(AutomationTemplate.id).order_by(
-            AutomationTemplate.is_system.desc(), AutomationTemplate.name).offset(offset)).first()
+        return s.scalars(
+            select(AutomationTemplate.id)
+            .order_by(AutomationTemplate.is_system.desc(), AutomationTemplate.name)
+            .offset(offset)
+        ).first()
 
 
 def test_new_campaign_from_a_template(app_db: Database, open_page: Open) -> None:
@@ -128,12 +131,14 @@ def test_new_campaign_from_scratch_with_a_validation_error_first(app_db: Databas
     with app_db.read_session() as s:
         steps = s.scalars(select(AutomationStep).order_by(AutomationStep.position)).all()
         assert [(st.message_type, st.subject) for st in steps] == [
-            ("email", "Hello {{ contact.first_name }}"), ("task", "Call Ada")]
+            ("email", "Hello {{ contact.first_name }}"),
+            ("task", "Call Ada"),
+        ]
         assert steps[1].delay_days == 1
 
 
 def test_template_applied_to_everyone_with_a_tag(app_db: Database, open_page: Open) -> None:
-    from automations.contacts import create_contact
+    from automations.services.contacts import create_contact
 
     with app_db.session() as s:
         for name in ("Ann", "Bob", "Cy"):
@@ -156,7 +161,9 @@ def test_campaign_pause_resume_cancel_delete(demo_db: Database, open_page: Open)
     with demo_db.read_session() as s:
         campaign_id, contact_id = s.execute(
             select(AutomationCampaign.id, AutomationCampaign.contact_id)
-            .where(AutomationCampaign.status == "active").limit(1)).one()
+            .where(AutomationCampaign.status == "active")
+            .limit(1)
+        ).one()
     at = open_page("pages/campaigns.py")
     at.session_state["camp_contact"] = contact_id  # as "See this contact's campaigns" does
     at.run()
@@ -259,7 +266,7 @@ def test_custom_template_created_cloned_and_system_template_read_only(app_db: Da
 
 
 def test_login_gate_asks_for_the_password(app_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    from automations.config import get_settings
+    from automations.domain.config import get_settings
     from tests.pages.conftest import ROOT
 
     monkeypatch.setenv("AUTOMATIONS_UI_PASSWORD", "s3cret")
@@ -276,8 +283,9 @@ def test_login_gate_asks_for_the_password(app_db: Database, monkeypatch: pytest.
 
 @pytest.mark.parametrize("page", ["contacts", "campaigns", "calendar", "statistics", "rules", "settings"])
 def test_a_page_opened_directly_still_asks_for_the_password(
-        app_db: Database, monkeypatch: pytest.MonkeyPatch, page: str) -> None:
-    from automations.config import get_settings
+    app_db: Database, monkeypatch: pytest.MonkeyPatch, page: str
+) -> None:
+    from automations.domain.config import get_settings
     from tests.pages.conftest import ROOT
 
     _contact(app_db)
@@ -293,9 +301,12 @@ def test_campaign_pending_steps_edited_and_saved_as_template(demo_db: Database, 
     with demo_db.read_session() as s:
         campaign_id, contact_id = s.execute(
             select(AutomationCampaign.id, AutomationCampaign.contact_id)
-            .where(AutomationCampaign.status == "active").limit(1)).one()
-        pending = _count(demo_db, AutomationStep, AutomationStep.campaign_id == campaign_id,
-                         AutomationStep.status == "pending")
+            .where(AutomationCampaign.status == "active")
+            .limit(1)
+        ).one()
+        pending = _count(
+            demo_db, AutomationStep, AutomationStep.campaign_id == campaign_id, AutomationStep.status == "pending"
+        )
     at = open_page("pages/campaigns.py")
     at.session_state["camp_contact"] = contact_id
     at.run()
@@ -307,8 +318,10 @@ def test_campaign_pending_steps_edited_and_saved_as_template(demo_db: Database, 
     at.text_input(key=title_key).input("Extra call").run()
     at.button(key="camp_edit_save").click().run()
     assert not at.error, [e.value for e in at.error]
-    assert _count(demo_db, AutomationStep, AutomationStep.campaign_id == campaign_id,
-                  AutomationStep.status == "pending") == pending + 1
+    assert (
+        _count(demo_db, AutomationStep, AutomationStep.campaign_id == campaign_id, AutomationStep.status == "pending")
+        == pending + 1
+    )
     at.button(key="camp_as_template").click().run()
     at.button[[b.label for b in at.button].index("Save template")].click().run()
     assert _count(demo_db, AutomationTemplate, AutomationTemplate.is_system.is_(False)) == 1

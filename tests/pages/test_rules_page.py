@@ -9,11 +9,15 @@ import streamlit as st
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from automations import contacts, rules
-from automations.db import Database
-from automations.models import AutomationCampaign, AutomationTemplate, FollowUpRule
-from automations.rule_engine import process_rules
-from automations.timeutil import utcnow
+from automations.domain.db import Database
+from automations.domain.models import (
+    AutomationCampaign,
+    AutomationTemplate,
+    FollowUpRule,
+)
+from automations.domain.timeutil import utcnow
+from automations.runner.rules import process_rules
+from automations.services import contacts, rules
 from tests.pages.conftest import texts
 
 PAGE = "pages/rules.py"
@@ -43,9 +47,15 @@ def test_create_a_rule_that_starts_onboarding_and_see_its_history(
     with app_db.read_session() as s:
         [rule] = s.scalars(select(FollowUpRule)).all()
         assert (rule.name, rule.trigger, rule.trigger_config, rule.action) == (
-            "Trial onboarding", "tag_added", {"tag": "trial"}, "start_campaign")
-        assert rule.conditions == [{"kind": "opted_in", "channel": "email"},
-                                   {"kind": "field_equals", "field": "plan", "value": "pro"}]
+            "Trial onboarding",
+            "tag_added",
+            {"tag": "trial"},
+            "start_campaign",
+        )
+        assert rule.conditions == [
+            {"kind": "opted_in", "channel": "email"},
+            {"kind": "field_equals", "field": "plan", "value": "pro"},
+        ]
         assert rule.action_config == {"template_id": onboarding}
     table = at.dataframe[0].value
     assert list(table["rule"]) == ["Trial onboarding"]
@@ -54,8 +64,17 @@ def test_create_a_rule_that_starts_onboarding_and_see_its_history(
     # A contact gets the tag; the runner applies the rule; the history shows it.
     now = utcnow() + timedelta(seconds=1)
     with app_db.session() as s:
-        contacts.create_contact(s, {"first_name": "Ann", "last_name": "Lee", "email": "ann@example.com",
-                                    "tags": ["trial"], "custom_fields": {"plan": "Pro"}}, now=now)
+        contacts.create_contact(
+            s,
+            {
+                "first_name": "Ann",
+                "last_name": "Lee",
+                "email": "ann@example.com",
+                "tags": ["trial"],
+                "custom_fields": {"plan": "Pro"},
+            },
+            now=now,
+        )
     process_rules(app_db, now=now, runner_id="page-test")
     with app_db.read_session() as s:
         assert s.scalar(select(AutomationCampaign.template_id)) == onboarding
@@ -88,10 +107,16 @@ def test_invalid_rule_shows_the_problem_and_saves_nothing(
 
 def test_edit_disable_and_delete_a_rule(app_db: Database, open_page: Callable[[str], AppTest]) -> None:
     with app_db.session() as s:
-        rule_id = rules.create_rule(s, {
-            "name": "Call after campaign", "trigger": "campaign_completed", "delay_days": 2,
-            "action": "create_followup", "action_config": {"title": "Call {{ contact.first_name }}"},
-        }).id
+        rule_id = rules.create_rule(
+            s,
+            {
+                "name": "Call after campaign",
+                "trigger": "campaign_completed",
+                "delay_days": 2,
+                "action": "create_followup",
+                "action_config": {"title": "Call {{ contact.first_name }}"},
+            },
+        ).id
     at = open_page(PAGE)
     assert "When a campaign completes: create a follow-up task" in texts(at)
 
@@ -107,7 +132,11 @@ def test_edit_disable_and_delete_a_rule(app_db: Database, open_page: Callable[[s
     with app_db.read_session() as s:
         rule = s.get(FollowUpRule, rule_id)
         assert (rule.name, rule.delay_days, rule.delay_hours, rule.reenroll_after_days) == (
-            "Call two days after", 2, 3, 14)
+            "Call two days after",
+            2,
+            3,
+            14,
+        )
 
     at.button(key=f"toggle_{rule_id}").click()
     at.run()

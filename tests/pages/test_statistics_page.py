@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from calendar_data import build_known
 from streamlit.testing.v1 import AppTest
 
-from automations.db import Database
-from automations.exports import EXPORT_KINDS
+from automations.domain.db import Database
+from automations.reports.exports import EXPORT_KINDS
+from tests.reports.calendar_data import build_known
 
 PAGE = "pages/statistics.py"
 

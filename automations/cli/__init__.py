@@ -1,0 +1,1 @@
+"""Admin commands: `python -m automations <command>` (see `main`)."""

@@ -1,0 +1,1 @@
+"""Rendering of subjects, bodies and payloads: sandboxed Jinja2 templates."""

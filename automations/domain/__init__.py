@@ -1,0 +1,1 @@
+"""The domain model and its storage: settings, models, database setup, migrations, errors, time."""

@@ -1,0 +1,108 @@
+"""One settings object, read from the environment (and an optional `.env` file).
+
+Every variable is named `AUTOMATIONS_<FIELD>`; the README's configuration table
+lists them all (a test fails when one is missing there).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///data/automations.domain.db"
+
+
+class Settings(BaseSettings):
+    """Effective configuration of the dashboard, the runner, the API and the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTOMATIONS_", env_file=".env", extra="ignore", frozen=True)
+
+    database_url: str = DEFAULT_DATABASE_URL
+    timezone: str = "UTC"
+    outbox_dir: Path = Path("data/outbox")
+
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    email_from: str = "automations@localhost"
+
+    sms_api_url: str | None = None
+    sms_account_sid: str | None = None
+    sms_auth_token: SecretStr | None = None
+    sms_from: str | None = None
+
+    webhook_secret: SecretStr | None = None
+    webhook_allow_private: bool = False
+    webhook_timeout: float = Field(default=10.0, gt=0, le=300)
+
+    max_attempts: int = Field(default=5, ge=1, le=100)
+
+    api_token: SecretStr | None = None
+    ui_password: SecretStr | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {value!r}") from exc
+        return value
+
+    @field_validator("smtp_host", "sms_api_url", "sms_account_sid", "sms_from", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def email_backend(self) -> str:
+        return "smtp" if self.smtp_host else "outbox"
+
+    @property
+    def sms_backend(self) -> str:
+        return "http" if self.sms_api_url else "outbox"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once; tests build their own `Settings`)."""
+    return Settings()
+
+
+SECRET_FIELDS = frozenset({"smtp_password", "sms_auth_token", "webhook_secret", "api_token", "ui_password"})
+
+
+def describe_settings(settings: Settings) -> list[dict[str, str]]:
+    """The effective configuration as rows for display, with secrets masked."""
+    rows = []
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if name in SECRET_FIELDS or isinstance(value, SecretStr):
+            shown = "set (hidden)" if value else "not set"
+        elif name == "database_url":
+            shown = mask_url_password(str(value))
+        else:
+            shown = "" if value is None else str(value)
+        rows.append({"variable": f"AUTOMATIONS_{name.upper()}", "value": shown})
+    return rows
+
+
+def mask_url_password(url: str) -> str:
+    """`postgresql://u:secret@h/db` -> `postgresql://u:***@h/db`."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is shown without anything after the scheme
+        return url.split("://", 1)[0] + "://…"

@@ -1,0 +1,158 @@
+"""What the dashboard shows about one campaign (every step, rendered) and about one
+contact (their steps and follow-ups in time order)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from automations.content.templating import ContentError
+from automations.domain.models import (
+    AutomationCampaign,
+    AutomationStep,
+    ScheduledFollowUp,
+)
+from automations.services.campaigns import get_campaign, render_step
+from automations.services.contacts import get_contact
+from automations.services.templates import step_as_input
+
+
+@dataclass(frozen=True)
+class StepDetail:
+    id: int
+    position: int
+    name: str
+    message_type: str
+    delay_days: int
+    delay_hours: int
+    status: str
+    scheduled_at: datetime
+    executed_at: datetime | None
+    attempts: int
+    last_error: str | None
+    subject: str  # personalised for the campaign's contact
+    body: str
+    webhook_url: str | None
+
+
+@dataclass(frozen=True)
+class CampaignDetail:
+    id: int
+    name: str
+    status: str
+    contact_id: int
+    contact_name: str
+    template_name: str | None
+    start_at: datetime
+    steps: list[StepDetail]
+    pending_steps: list[dict[str, object]]  # as editable input, for "edit pending steps"
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        done = sum(1 for s in self.steps if s.status in ("sent", "done", "failed", "skipped"))
+        return done, len(self.steps)
+
+
+def _rendered(step: AutomationStep, campaign: AutomationCampaign) -> tuple[str, str]:
+    try:
+        return render_step(step, campaign.contact, campaign.name)
+    except ContentError as exc:  # shown instead of the content, never raised to the page
+        return "", f"(cannot render: {exc})"
+    except Exception as exc:  # a template error at render time is the step's problem, not the page's
+        return "", f"(cannot render: {type(exc).__name__}: {exc})"
+
+
+def campaign_detail(session: Session, campaign_id: int) -> CampaignDetail:
+    """A campaign with each step's status, times, attempts, last error and content
+    personalised for its contact."""
+    campaign = get_campaign(session, campaign_id)
+    steps = []
+    for step in campaign.steps:
+        subject, body = _rendered(step, campaign)
+        steps.append(
+            StepDetail(
+                id=step.id,
+                position=step.position,
+                name=step.name,
+                message_type=step.message_type,
+                delay_days=step.delay_days,
+                delay_hours=step.delay_hours,
+                status=step.status,
+                scheduled_at=step.scheduled_at,
+                executed_at=step.executed_at,
+                attempts=step.attempts,
+                last_error=step.last_error,
+                subject=subject,
+                body=body,
+                webhook_url=step.webhook_url,
+            )
+        )
+    return CampaignDetail(
+        id=campaign.id,
+        name=campaign.name,
+        status=campaign.status,
+        contact_id=campaign.contact_id,
+        contact_name=campaign.contact.full_name,
+        template_name=campaign.template.name if campaign.template else None,
+        start_at=campaign.start_at,
+        steps=steps,
+        pending_steps=[step_as_input(s) for s in campaign.steps if s.status == "pending"],
+    )
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    when: datetime
+    kind: str  # "step" or "follow-up"
+    what: str
+    message_type: str
+    status: str
+    campaign_id: int | None
+    campaign_name: str | None
+
+
+def contact_timeline(session: Session, contact_id: int, limit: int = 200) -> list[TimelineEntry]:
+    """A contact's campaign steps and follow-ups, most recent first."""
+    get_contact(session, contact_id)
+    steps = session.execute(
+        select(AutomationStep, AutomationCampaign.name)
+        .join(AutomationCampaign, AutomationCampaign.id == AutomationStep.campaign_id)
+        .where(AutomationCampaign.contact_id == contact_id)
+        .order_by(AutomationStep.scheduled_at.desc())
+        .limit(limit)
+    ).all()
+    followups = session.execute(
+        select(ScheduledFollowUp, AutomationCampaign.name)
+        .outerjoin(AutomationCampaign, AutomationCampaign.id == ScheduledFollowUp.campaign_id)
+        .where(ScheduledFollowUp.contact_id == contact_id)
+        .order_by(ScheduledFollowUp.due_at.desc())
+        .limit(limit)
+    ).all()
+    entries = [
+        TimelineEntry(
+            when=step.executed_at or step.scheduled_at,
+            kind="step",
+            what=step.name,
+            message_type=step.message_type,
+            status=step.status,
+            campaign_id=step.campaign_id,
+            campaign_name=name,
+        )
+        for step, name in steps
+    ] + [
+        TimelineEntry(
+            when=f.completed_at or f.due_at,
+            kind="follow-up",
+            what=f.title,
+            message_type="task",
+            status=f.status,
+            campaign_id=f.campaign_id,
+            campaign_name=name,
+        )
+        for f, name in followups
+    ]
+    entries.sort(key=lambda e: e.when, reverse=True)
+    return entries[:limit]

@@ -1,0 +1,1 @@
+"""The runner: claims due steps, delivers them over their channels, records what happened."""

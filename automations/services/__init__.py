@@ -1,0 +1,1 @@
+"""Services that change state: contacts, templates, campaigns and scheduling, follow-ups, rules."""

@@ -1,0 +1,611 @@
+"""Follow-up rules: "when this happens to a contact (and these conditions hold),
+after a delay, create a follow-up task or start a campaign".
+
+This module holds the rules' validation and CRUD, the inbound-event service, the
+matching of an event against a rule (trigger settings and conditions) and the
+rules' history. The runner's evaluation loop is in `automations.runner.rules`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from automations.content.templating import ContentError, check_template
+from automations.domain.errors import NotFound, ValidationError
+from automations.domain.models import (
+    AutomationTemplate,
+    Contact,
+    ContactEvent,
+    FollowUpRule,
+    RuleAction,
+    RuleExecution,
+    RuleTrigger,
+)
+from automations.domain.timeutil import as_utc, humanize_delay, utcnow
+from automations.services.events import record_event
+from automations.services.schemas import (
+    MAX_DELAY_DAYS,
+    MAX_DELAY_HOURS,
+    MAX_NOTES,
+    Input,
+    parse,
+)
+
+# Contact attributes a condition or a field_changed trigger may name; any other
+# name is a custom field.
+STANDARD_FIELDS = ("first_name", "last_name", "email", "phone", "company", "timezone")
+CONDITION_KINDS = ("tag", "field_equals", "field_contains", "opted_in")
+CHANNELS = ("email", "sms")
+MAX_CONDITIONS = 20
+MAX_EVENT_PAYLOAD = 20_000  # characters of JSON
+EVENT_NAME_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+
+TRIGGER_LABELS = {
+    RuleTrigger.CONTACT_CREATED.value: "Contact created",
+    RuleTrigger.TAG_ADDED.value: "Tag added",
+    RuleTrigger.FIELD_CHANGED.value: "Field changed",
+    RuleTrigger.CAMPAIGN_COMPLETED.value: "Campaign completed",
+    RuleTrigger.STEP_FAILED.value: "Step failed",
+    RuleTrigger.FOLLOWUP_OVERDUE.value: "Follow-up overdue",
+    RuleTrigger.INBOUND_EVENT.value: "Inbound event",
+}
+ACTION_LABELS = {
+    RuleAction.CREATE_FOLLOWUP.value: "Create a follow-up task",
+    RuleAction.START_CAMPAIGN.value: "Start a campaign",
+}
+
+
+class ConditionInput(Input):
+    """One condition on the contact, checked when the trigger happens and again
+    when the action is due."""
+
+    kind: Literal["tag", "field_equals", "field_contains", "opted_in"]
+    tag: str | None = Field(default=None, max_length=64)
+    field: str | None = Field(default=None, max_length=64)
+    value: str | None = Field(default=None, max_length=500)
+    channel: Literal["email", "sms"] | None = None
+
+    @field_validator("tag", "field", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _needed(self) -> ConditionInput:
+        if self.kind == "tag" and not self.tag:
+            raise ValueError("a tag condition needs the tag")
+        if self.kind in ("field_equals", "field_contains") and (not self.field or self.value is None):
+            raise ValueError("a field condition needs the field and the value")
+        if self.kind == "opted_in" and self.channel is None:
+            raise ValueError("an opted-in condition needs the channel (email or sms)")
+        return self
+
+
+class RuleInput(Input):
+    """A whole rule, as the dashboard form and the API send it."""
+
+    name: str = Field(min_length=1, max_length=200)
+    is_active: bool = True
+    trigger: RuleTrigger
+    trigger_config: dict[str, Any] = Field(default_factory=dict)
+    conditions: list[ConditionInput] = Field(default_factory=list, max_length=MAX_CONDITIONS)
+    delay_days: int = Field(default=0, ge=0, le=MAX_DELAY_DAYS)
+    delay_hours: int = Field(default=0, ge=0, le=MAX_DELAY_HOURS)
+    action: RuleAction
+    action_config: dict[str, Any] = Field(default_factory=dict)
+    stop_other_campaigns: bool = False
+    reenroll_after_days: int | None = Field(default=None, ge=1, le=MAX_DELAY_DAYS)
+
+
+def _clean_trigger_config(trigger: str, config: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+    """Keep only the settings of `trigger`, normalised; note what is missing."""
+
+    def text(key: str, limit: int, *, lower: bool = False) -> str | None:
+        value = config.get(key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            errors[f"trigger_config.{key}"] = "must be text"
+            return None
+        value = str(value).strip()
+        if len(value) > limit:
+            errors[f"trigger_config.{key}"] = f"at most {limit} characters"
+            return None
+        return value.lower() if lower else value
+
+    def integer(key: str, low: int, high: int) -> int | None:
+        value = config.get(key)
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            errors[f"trigger_config.{key}"] = f"must be a whole number from {low} to {high}"
+            return None
+        return value
+
+    if trigger == RuleTrigger.TAG_ADDED.value:
+        tag = text("tag", 64, lower=True)
+        if tag is None and "trigger_config.tag" not in errors:
+            errors["trigger_config.tag"] = "name the tag that triggers the rule"
+        return {"tag": tag}
+    if trigger == RuleTrigger.FIELD_CHANGED.value:
+        field = text("field", 64, lower=True)
+        if field is None and "trigger_config.field" not in errors:
+            errors["trigger_config.field"] = "name the field that triggers the rule"
+        # No value: any change of the field triggers the rule.
+        return {"field": field, "value": text("value", 500)}
+    if trigger == RuleTrigger.INBOUND_EVENT.value:
+        event = text("event", 100)
+        if event is None and "trigger_config.event" not in errors:
+            errors["trigger_config.event"] = "name the inbound event (for example replied)"
+        return {"event": event}
+    if trigger == RuleTrigger.FOLLOWUP_OVERDUE.value:
+        days = integer("days_overdue", 0, MAX_DELAY_DAYS)
+        if days is None and "trigger_config.days_overdue" not in errors:
+            errors["trigger_config.days_overdue"] = "say after how many days overdue the rule fires"
+        return {"days_overdue": days}
+    if trigger == RuleTrigger.CAMPAIGN_COMPLETED.value:
+        # Optional: only campaigns from this template.
+        return {"template_id": integer("template_id", 1, 2**31 - 1)}
+    return {}
+
+
+def _clean_action_config(
+    session: Session, action: str, config: dict[str, Any], errors: dict[str, str]
+) -> dict[str, Any]:
+    if action == RuleAction.CREATE_FOLLOWUP.value:
+        title = config.get("title")
+        notes = config.get("notes") or ""
+        if not isinstance(title, str) or not title.strip():
+            errors["action_config.title"] = "a follow-up needs a title"
+        elif len(title.strip()) > 300:
+            errors["action_config.title"] = "at most 300 characters"
+        if not isinstance(notes, str):
+            errors["action_config.notes"] = "must be text"
+        elif len(notes) > MAX_NOTES:
+            errors["action_config.notes"] = f"at most {MAX_NOTES} characters"
+        for key, value in (("title", title), ("notes", notes)):
+            if isinstance(value, str) and f"action_config.{key}" not in errors:
+                try:
+                    check_template(value)
+                except ContentError as exc:
+                    errors[f"action_config.{key}"] = str(exc)
+        return {
+            "title": title.strip() if isinstance(title, str) else title,
+            "notes": notes.strip() if isinstance(notes, str) else notes,
+        }
+    template_id = config.get("template_id")
+    if isinstance(template_id, bool) or not isinstance(template_id, int) or template_id < 1:
+        errors["action_config.template_id"] = "choose the template of the campaign to start"
+    elif template_id > 2**31 - 1 or session.get(AutomationTemplate, template_id) is None:
+        errors["action_config.template_id"] = f"no template with id {template_id}"
+    return {"template_id": template_id}
+
+
+def _validated(session: Session, data: RuleInput | dict[str, Any]) -> dict[str, Any]:
+    """The rule's column values, or a `ValidationError` naming every bad field."""
+    values = parse(RuleInput, data)
+    errors: dict[str, str] = {}
+    trigger_config = _clean_trigger_config(values.trigger.value, values.trigger_config, errors)
+    action_config = _clean_action_config(session, values.action.value, values.action_config, errors)
+    if values.stop_other_campaigns and values.trigger is not RuleTrigger.INBOUND_EVENT:
+        errors["stop_other_campaigns"] = "only an inbound event can stop the contact's other campaigns"
+    if errors:
+        raise ValidationError(errors)
+    return {
+        "name": values.name,
+        "is_active": values.is_active,
+        "trigger": values.trigger.value,
+        "trigger_config": trigger_config,
+        "conditions": [c.model_dump(exclude_none=True) for c in values.conditions],
+        "delay_days": values.delay_days,
+        "delay_hours": values.delay_hours,
+        "action": values.action.value,
+        "action_config": action_config,
+        "stop_other_campaigns": values.stop_other_campaigns,
+        "reenroll_after_days": values.reenroll_after_days,
+    }
+
+
+def get_rule(session: Session, rule_id: int) -> FollowUpRule:
+    rule = session.get(FollowUpRule, rule_id)
+    if rule is None:
+        raise NotFound("rule", rule_id)
+    return rule
+
+
+def rule_as_input(rule: FollowUpRule) -> dict[str, Any]:
+    """The rule as the input `create_rule`/`update_rule` take (for edit forms)."""
+    return {
+        "name": rule.name,
+        "is_active": rule.is_active,
+        "trigger": rule.trigger,
+        "trigger_config": dict(rule.trigger_config or {}),
+        "conditions": [dict(c) for c in rule.conditions or []],
+        "delay_days": rule.delay_days,
+        "delay_hours": rule.delay_hours,
+        "action": rule.action,
+        "action_config": dict(rule.action_config or {}),
+        "stop_other_campaigns": rule.stop_other_campaigns,
+        "reenroll_after_days": rule.reenroll_after_days,
+    }
+
+
+def create_rule(session: Session, data: RuleInput | dict[str, Any], *, now: datetime | None = None) -> FollowUpRule:
+    """Add a rule; it applies to events that happen from now on."""
+    now = as_utc(now or utcnow())
+    rule = FollowUpRule(**_validated(session, data), created_at=now, updated_at=now)
+    session.add(rule)
+    session.flush()
+    return rule
+
+
+def update_rule(
+    session: Session, rule_id: int, changes: dict[str, Any], *, now: datetime | None = None
+) -> FollowUpRule:
+    """Change some of a rule's settings (the others stay). Pending executions keep
+    their due time; they are applied with the rule's settings at that time."""
+    rule = get_rule(session, rule_id)
+    values = _validated(session, {**rule_as_input(rule), **changes})
+    for key, value in values.items():
+        setattr(rule, key, value)
+    rule.updated_at = as_utc(now or utcnow())
+    session.flush()
+    return rule
+
+
+def set_rule_active(session: Session, rule_id: int, active: bool, *, now: datetime | None = None) -> FollowUpRule:
+    """Enable or disable a rule. A disabled rule neither matches events nor applies
+    its pending executions (they are skipped when due)."""
+    rule = get_rule(session, rule_id)
+    rule.is_active = active
+    rule.updated_at = as_utc(now or utcnow())
+    session.flush()
+    return rule
+
+
+def delete_rule(session: Session, rule_id: int) -> None:
+    """Delete a rule and its history; follow-ups and campaigns it created stay."""
+    session.delete(get_rule(session, rule_id))
+    session.flush()
+
+
+@dataclass(frozen=True)
+class RuleSummary:
+    rule: FollowUpRule
+    applied: int
+    pending: int
+    skipped: int
+
+
+def execution_counts(session: Session, rule_ids: list[int]) -> dict[int, dict[str, int]]:
+    """For each rule: how many executions are applied, pending and skipped (one grouped query)."""
+    counts: dict[int, dict[str, int]] = {rid: {"applied": 0, "pending": 0, "skipped": 0} for rid in rule_ids}
+    if rule_ids:
+        rows = session.execute(
+            select(RuleExecution.rule_id, RuleExecution.status, func.count())
+            .where(RuleExecution.rule_id.in_(rule_ids))
+            .group_by(RuleExecution.rule_id, RuleExecution.status)
+        )
+        for rule_id, status, n in rows:
+            counts[rule_id][status] = n
+    return counts
+
+
+def list_rules(session: Session, *, limit: int = 100, offset: int = 0) -> tuple[list[RuleSummary], int]:
+    """Rules by name with how often each was applied, is pending, was skipped."""
+    total = session.scalar(select(func.count()).select_from(FollowUpRule)) or 0
+    rules = list(
+        session.scalars(select(FollowUpRule).order_by(FollowUpRule.name, FollowUpRule.id).limit(limit).offset(offset))
+    )
+    counts = execution_counts(session, [r.id for r in rules])
+    return [
+        RuleSummary(r, counts[r.id]["applied"], counts[r.id]["pending"], counts[r.id]["skipped"]) for r in rules
+    ], total
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    id: int
+    rule_id: int
+    rule_name: str
+    contact_id: int
+    contact_name: str
+    event_kind: str | None
+    status: str
+    due_at: datetime
+    applied_at: datetime | None
+    detail: str
+    followup_id: int | None
+    campaign_id: int | None
+
+
+def rule_history(
+    session: Session,
+    *,
+    rule_id: int | None = None,
+    contact_id: int | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[HistoryRow], int]:
+    """What rules did (or will do) for whom, newest first, and the total."""
+    conditions = []
+    if rule_id is not None:
+        conditions.append(RuleExecution.rule_id == rule_id)
+    if contact_id is not None:
+        conditions.append(RuleExecution.contact_id == contact_id)
+    if status:
+        conditions.append(RuleExecution.status == status)
+    total = session.scalar(select(func.count()).select_from(RuleExecution).where(*conditions)) or 0
+    rows = session.execute(
+        select(RuleExecution, FollowUpRule.name, Contact.first_name, Contact.last_name, ContactEvent.kind)
+        .join(FollowUpRule, FollowUpRule.id == RuleExecution.rule_id)
+        .join(Contact, Contact.id == RuleExecution.contact_id)
+        .outerjoin(ContactEvent, ContactEvent.id == RuleExecution.event_id)
+        .where(*conditions)
+        .order_by(RuleExecution.created_at.desc(), RuleExecution.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return [
+        HistoryRow(
+            id=ex.id,
+            rule_id=ex.rule_id,
+            rule_name=name,
+            contact_id=ex.contact_id,
+            contact_name=f"{first} {last}".strip(),
+            event_kind=kind,
+            status=ex.status,
+            due_at=ex.due_at,
+            applied_at=ex.applied_at,
+            detail=ex.detail or "",
+            followup_id=ex.followup_id,
+            campaign_id=ex.campaign_id,
+        )
+        for ex, name, first, last, kind in rows
+    ], total
+
+
+class InboundEventInput(Input):
+    contact_id: int = Field(gt=0, le=2**31 - 1)
+    name: str = Field(min_length=1, max_length=100, pattern=EVENT_NAME_PATTERN)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("payload")
+    @classmethod
+    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        import json
+
+        try:
+            text = json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError("must be a JSON object") from exc
+        if len(text) > MAX_EVENT_PAYLOAD:
+            raise ValueError(f"at most {MAX_EVENT_PAYLOAD} characters of JSON")
+        if "\x00" in text or "\\u0000" in text:
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+def post_inbound_event(
+    session: Session, contact_id: int, name: str, payload: dict[str, Any] | None = None, now: datetime | None = None
+) -> ContactEvent:
+    """Record a named event (for example `replied` or `form_submitted`) with a JSON
+    payload for a contact; the runner matches it against the inbound-event rules."""
+    values = parse(InboundEventInput, {"contact_id": contact_id, "name": name, "payload": payload or {}})
+    if session.get(Contact, values.contact_id) is None:
+        raise ValidationError.single("contact_id", f"no contact with id {values.contact_id}")
+    event = record_event(
+        session,
+        contact_id=values.contact_id,
+        kind=RuleTrigger.INBOUND_EVENT.value,
+        name=values.name,
+        payload=values.payload,
+        now=now,
+    )
+    session.flush()
+    return event
+
+
+def trigger_matches(rule: FollowUpRule, event: ContactEvent) -> bool:
+    """Whether `event` is what `rule` waits for (kind and the trigger's settings)."""
+    if rule.trigger != event.kind:
+        return False
+    config = rule.trigger_config or {}
+    payload = event.payload or {}
+    if rule.trigger == RuleTrigger.TAG_ADDED.value:
+        return str(payload.get("tag", "")).lower() == str(config.get("tag", "")).lower()
+    if rule.trigger == RuleTrigger.FIELD_CHANGED.value:
+        if str(payload.get("field", "")).lower() != str(config.get("field", "")).lower():
+            return False
+        wanted = config.get("value")
+        return wanted is None or _text(payload.get("value")) == _text(wanted)
+    if rule.trigger == RuleTrigger.INBOUND_EVENT.value:
+        return (event.name or "").casefold() == str(config.get("event", "")).casefold()
+    if rule.trigger == RuleTrigger.FOLLOWUP_OVERDUE.value:
+        return payload.get("days_overdue") == config.get("days_overdue")
+    if rule.trigger == RuleTrigger.CAMPAIGN_COMPLETED.value:
+        wanted_template = config.get("template_id")
+        return wanted_template is None or payload.get("template_id") == wanted_template
+    return True
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip().casefold()
+
+
+def _field_value(contact: Contact, field: str) -> Any:
+    if field in STANDARD_FIELDS:
+        return getattr(contact, field)
+    return (contact.custom_fields or {}).get(field)
+
+
+def unmet_condition(rule: FollowUpRule, contact: Contact) -> str | None:
+    """The first of the rule's conditions the contact does not meet, described; None when all hold."""
+    tags = set(contact.tags)
+    for condition in rule.conditions or []:
+        kind = condition.get("kind")
+        if kind == "tag" and condition.get("tag") not in tags:
+            return f"contact has no tag {condition.get('tag')!r}"
+        if kind == "field_equals" and _text(_field_value(contact, condition["field"])) != _text(condition.get("value")):
+            return f"{condition['field']} is not {condition.get('value')!r}"
+        if kind == "field_contains" and _text(condition.get("value")) not in _text(
+            _field_value(contact, condition["field"])
+        ):
+            return f"{condition['field']} does not contain {condition.get('value')!r}"
+        if kind == "opted_in":
+            if condition.get("channel") == "email" and (contact.email_opt_out or not contact.email):
+                return "contact is not opted in to email"
+            if condition.get("channel") == "sms" and (contact.sms_opt_out or not contact.phone):
+                return "contact is not opted in to SMS"
+    return None
+
+
+def conditions_to_text(conditions: list[dict[str, Any]]) -> str:
+    """Conditions as lines a person edits: `tag: vip`, `opted in: email`,
+    `plan = pro`, `company contains acme`."""
+    lines = []
+    for c in conditions or []:
+        kind = c.get("kind")
+        if kind == "tag":
+            lines.append(f"tag: {c.get('tag')}")
+        elif kind == "opted_in":
+            lines.append(f"opted in: {c.get('channel')}")
+        elif kind == "field_equals":
+            lines.append(f"{c.get('field')} = {c.get('value')}")
+        elif kind == "field_contains":
+            lines.append(f"{c.get('field')} contains {c.get('value')}")
+    return "\n".join(lines)
+
+
+def conditions_from_text(text: str, field: str = "conditions") -> list[dict[str, Any]]:
+    """The lines of `conditions_to_text` back as conditions; a line that fits no
+    form is a `ValidationError` on `field` naming the line."""
+    conditions: list[dict[str, Any]] = []
+    for number, raw in enumerate((text or "").splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        lower = line.lower()
+        if lower.startswith("tag:"):
+            conditions.append({"kind": "tag", "tag": line[4:].strip()})
+        elif lower.startswith("opted in:"):
+            conditions.append({"kind": "opted_in", "channel": line[9:].strip().lower()})
+        elif " contains " in lower:
+            at = lower.index(" contains ")
+            conditions.append(
+                {"kind": "field_contains", "field": line[:at].strip(), "value": line[at + len(" contains ") :].strip()}
+            )
+        elif "=" in line:
+            name, _, value = line.partition("=")
+            conditions.append({"kind": "field_equals", "field": name.strip(), "value": value.strip()})
+        else:
+            raise ValidationError.single(
+                field,
+                f"line {number} ({line!r}): write `tag: x`, `opted in: email`, `field = value` "
+                "or `field contains value`",
+            )
+    return conditions
+
+
+@dataclass(frozen=True)
+class RuleView:
+    """A rule as the dashboard lists it (plain values, safe to cache)."""
+
+    id: int
+    name: str
+    is_active: bool
+    description: str
+    delay: str
+    conditions: str
+    reenrolment: str
+    applied: int
+    pending: int
+    skipped: int
+    settings: dict[str, Any]
+
+
+def rule_views(session: Session, *, limit: int = 100, offset: int = 0) -> tuple[list[RuleView], int]:
+    """`list_rules` as plain rows for the dashboard."""
+    summaries, total = list_rules(session, limit=limit, offset=offset)
+    return [
+        RuleView(
+            id=s.rule.id,
+            name=s.rule.name,
+            is_active=s.rule.is_active,
+            description=describe_rule(s.rule),
+            delay=humanize_delay(s.rule.delay_days, s.rule.delay_hours),
+            conditions=conditions_to_text(s.rule.conditions).replace("\n", "; "),
+            reenrolment=(
+                "once per contact"
+                if s.rule.reenroll_after_days is None
+                else f"at most every {s.rule.reenroll_after_days} days"
+            ),
+            applied=s.applied,
+            pending=s.pending,
+            skipped=s.skipped,
+            settings=rule_as_input(s.rule),
+        )
+        for s in summaries
+    ], total
+
+
+def describe_rule(rule: FollowUpRule) -> str:
+    """One line a person reads: "When tag 'trial' is added, start a campaign"."""
+    config = rule.trigger_config or {}
+    when = {
+        RuleTrigger.TAG_ADDED.value: f"tag '{config.get('tag')}' is added",
+        RuleTrigger.FIELD_CHANGED.value: (
+            f"{config.get('field')} changes to '{config.get('value')}'"
+            if config.get("value") is not None
+            else f"{config.get('field')} changes"
+        ),
+        RuleTrigger.INBOUND_EVENT.value: f"event '{config.get('event')}' arrives",
+        RuleTrigger.FOLLOWUP_OVERDUE.value: f"a follow-up is {config.get('days_overdue')} days overdue",
+        RuleTrigger.CAMPAIGN_COMPLETED.value: "a campaign completes",
+        RuleTrigger.STEP_FAILED.value: "a step fails",
+        RuleTrigger.CONTACT_CREATED.value: "a contact is created",
+    }.get(rule.trigger, rule.trigger)
+    return f"When {when}: {ACTION_LABELS.get(rule.action, rule.action).lower()}"
+
+
+__all__ = [
+    "RuleInput",
+    "ConditionInput",
+    "InboundEventInput",
+    "RuleSummary",
+    "HistoryRow",
+    "TRIGGER_LABELS",
+    "ACTION_LABELS",
+    "CONDITION_KINDS",
+    "STANDARD_FIELDS",
+    "CHANNELS",
+    "get_rule",
+    "rule_as_input",
+    "create_rule",
+    "update_rule",
+    "set_rule_active",
+    "delete_rule",
+    "list_rules",
+    "execution_counts",
+    "rule_history",
+    "post_inbound_event",
+    "trigger_matches",
+    "unmet_condition",
+    "describe_rule",
+    "conditions_to_text",
+    "conditions_from_text",
+    "RuleView",
+    "rule_views",
+]

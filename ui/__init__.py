@@ -1,0 +1,1 @@
+"""Dashboard helpers shared by the router (app.py) and the pages."""

@@ -1,0 +1,187 @@
+"""The steps editor shared by New Campaign, Templates and a campaign's "edit pending
+steps": a data editor for the sequence (order, name, type, delay), then each step's
+content with only the fields its type uses.
+
+State lives in `st.session_state` under a prefix; `load_steps` replaces it (a
+template chosen, a campaign opened), `steps_editor` renders it and returns the
+steps as input for the domain services.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from ui.common import field_error, type_label
+
+MESSAGE_TYPES = ["email", "sms", "task", "webhook"]
+CONTENT_FIELDS = ("subject", "body", "webhook_url")
+
+
+def load_steps(prefix: str, steps: list[dict[str, Any]]) -> None:
+    """Start editing `steps` (replaces whatever the editor held)."""
+    version = st.session_state.get(f"{prefix}_version", 0) + 1
+    st.session_state[f"{prefix}_version"] = version
+    uids = [f"s{version}_{index}" for index in range(len(steps))]
+    st.session_state[f"{prefix}_base"] = [
+        {"uid": uid, **{k: step.get(k) for k in ("name", "message_type", "delay_days", "delay_hours")}}
+        for uid, step in zip(uids, steps, strict=False)
+    ]
+    for uid, step in zip(uids, steps, strict=False):
+        for name in CONTENT_FIELDS:
+            st.session_state[f"{prefix}_{uid}_{name}"] = step.get(name) or ""
+
+
+def _grid(prefix: str) -> pd.DataFrame:
+    base = st.session_state.get(f"{prefix}_base", [])
+    frame = pd.DataFrame(
+        [
+            {
+                "uid": s["uid"],
+                "order": i + 1,
+                "name": s["name"],
+                "message_type": s["message_type"],
+                "delay_days": s["delay_days"] or 0,
+                "delay_hours": s["delay_hours"] or 0,
+            }
+            for i, s in enumerate(base)
+        ],
+        columns=["uid", "order", "name", "message_type", "delay_days", "delay_hours"],
+    )
+    return frame.astype({"order": "Int64", "delay_days": "Int64", "delay_hours": "Int64"})
+
+
+def _int(value: Any) -> int:
+    try:
+        return 0 if value is None or pd.isna(value) else int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def steps_editor(prefix: str, errors: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Render the editor; return the steps in order as dicts for the domain services.
+
+    `errors` (from a `ValidationError`, e.g. `steps.2.body`) are shown next to the
+    field they concern.
+    """
+    errors = errors or {}
+    version = st.session_state.get(f"{prefix}_version", 0)
+    st.caption(
+        "Add a row for each step (the + under the table) or use the buttons below, delete rows to remove steps, and "
+        "change **order** to move a step. Delays count from the previous step "
+        "(the first step's from the start)."
+    )
+    edited = st.data_editor(
+        _grid(prefix),
+        key=f"{prefix}_grid_{version}",
+        num_rows="dynamic",
+        hide_index=True,
+        width="stretch",
+        # The uid (hidden) ties each row to its content below; added rows have none yet.
+        column_order=["order", "name", "message_type", "delay_days", "delay_hours"],
+        column_config={
+            "order": st.column_config.NumberColumn(
+                "order", min_value=1, step=1, width="small", help="Position of the step; change it to reorder"
+            ),
+            "name": st.column_config.TextColumn("name", required=True, max_chars=200, width="large"),
+            "message_type": st.column_config.SelectboxColumn(
+                "type", options=MESSAGE_TYPES, required=True, default="email"
+            ),
+            "delay_days": st.column_config.NumberColumn("delay days", min_value=0, max_value=3650, step=1, default=0),
+            "delay_hours": st.column_config.NumberColumn("delay hours", min_value=0, max_value=2160, step=1, default=0),
+        },
+    )
+    # Rows added in the editor have no uid yet; number them in the order they appear.
+    ordered: list[tuple[float, int, str, Any]] = []
+    new_count = 0
+    for position, (_, row) in enumerate(edited.iterrows()):
+        uid = row.get("uid")
+        if not isinstance(uid, str):
+            uid = f"n{version}_{new_count}"
+            new_count += 1
+        order = row.get("order")
+        key = float(order) if order is not None and not pd.isna(order) else float("inf")
+        ordered.append((key, position, uid, row))
+    ordered.sort(key=lambda item: (item[0], item[1]))
+
+    steps: list[dict[str, Any]] = []
+    for index, (_, _, uid, row) in enumerate(ordered):
+        kind = row.get("message_type") if isinstance(row.get("message_type"), str) else "email"
+        name = row.get("name") if isinstance(row.get("name"), str) else ""
+        step = {
+            "name": name,
+            "message_type": kind,
+            "delay_days": _int(row.get("delay_days")),
+            "delay_hours": _int(row.get("delay_hours")),
+            "subject": "",
+            "body": "",
+            "webhook_url": None,
+        }
+        for problem_field in ("name", "message_type", "delay_days", "delay_hours"):
+            if f"steps.{index}.{problem_field}" in errors:
+                st.error(
+                    f"Step {index + 1}, {problem_field.replace('_', ' ')}: {errors[f'steps.{index}.{problem_field}']}",
+                    icon=":material/warning:",
+                )
+        has_error = any(key.startswith(f"steps.{index}.") for key in errors)
+        label = f"Step {index + 1} · {name or '(no name)'} · {type_label(kind)}"
+        # Open where there is something to do: a problem, or content still to write.
+        unwritten = not any(st.session_state.get(f"{prefix}_{uid}_{f}") for f in CONTENT_FIELDS)
+        with st.expander(label, expanded=has_error or unwritten or not name):
+            step.update(_content_fields(prefix, uid, kind, index, errors))
+        steps.append(step)
+    if "steps" in errors:
+        st.error(errors["steps"], icon=":material/warning:")
+    _add_buttons(prefix, steps)
+    return steps
+
+
+def _add_buttons(prefix: str, steps: list[dict[str, Any]]) -> None:
+    """One button per message type: a step with sensible defaults, its fields open below."""
+    cols = st.columns([1, 1, 1, 1.2, 2.5])
+    for col, kind in zip(cols, MESSAGE_TYPES, strict=False):
+        if col.button(
+            f"Add {type_label(kind)}",
+            key=f"{prefix}_add_{kind}",
+            icon=":material/add:",
+            help=f"Add a {type_label(kind)} step at the end",
+        ):
+            number = sum(1 for s in steps if s["message_type"] == kind) + 1
+            new = {
+                "name": f"{kind.capitalize() if kind != 'sms' else 'SMS'} {number}",
+                "message_type": kind,
+                "delay_days": 1 if steps else 0,
+                "delay_hours": 0,
+            }
+            load_steps(prefix, steps + [new])
+            st.rerun()
+
+
+def _content_fields(prefix: str, uid: str, kind: str, index: int, errors: dict[str, str]) -> dict[str, Any]:
+    key = f"{prefix}_{uid}_"
+    for name in CONTENT_FIELDS:
+        st.session_state.setdefault(key + name, "")
+    where = f"steps.{index}."
+    hint = 'Personalise with {{ contact.first_name | default("there") }}, {{ contact.company }}…'
+    if kind == "email":
+        subject = st.text_input("Subject", key=key + "subject", help=hint)
+        field_error(errors, where + "subject")
+        body = st.text_area("Body", key=key + "body", height=140, help=hint)
+        field_error(errors, where + "body")
+        return {"subject": subject, "body": body}
+    if kind == "sms":
+        body = st.text_area("Text message", key=key + "body", height=90, help=hint)
+        st.caption(f"{len(body)} / 1600 characters")
+        field_error(errors, where + "body")
+        return {"body": body}
+    if kind == "task":
+        title = st.text_input("Task title", key=key + "subject")
+        field_error(errors, where + "subject")
+        notes = st.text_area("Notes", key=key + "body", height=90)
+        field_error(errors, where + "body")
+        return {"subject": title, "body": notes}
+    url = st.text_input("Webhook URL", key=key + "webhook_url", placeholder="https://…")
+    field_error(errors, where + "webhook_url")
+    return {"webhook_url": url}
