@@ -31,7 +31,7 @@ from automations.domain.timeutil import utcnow  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--database-url", default=os.environ.get("AUTOMATIONS_DATABASE_URL", "sqlite:///data/automations.domain.db")
+        "--database-url", default=os.environ.get("AUTOMATIONS_DATABASE_URL", "sqlite:///data/automations.db")
     )
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()

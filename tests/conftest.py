@@ -61,7 +61,7 @@ def new_sqlite_db(path: Path, template: Path) -> Database:
 
 @pytest.fixture
 def sqlite_db(tmp_path: Path, _migrated_sqlite_file: Path) -> Iterator[Database]:
-    db = new_sqlite_db(tmp_path / "automations.domain.db", _migrated_sqlite_file)
+    db = new_sqlite_db(tmp_path / "automations.db", _migrated_sqlite_file)
     yield db
     db.dispose()
 

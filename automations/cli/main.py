@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--database-url",
         default=os.environ.get("AUTOMATIONS_DATABASE_URL"),
-        help="SQLAlchemy URL (default: $AUTOMATIONS_DATABASE_URL or sqlite:///data/automations.domain.db)",
+        help="SQLAlchemy URL (default: $AUTOMATIONS_DATABASE_URL or sqlite:///data/automations.db)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_DATABASE_URL = "sqlite:///data/automations.domain.db"
+DEFAULT_DATABASE_URL = "sqlite:///data/automations.db"
 
 
 class Settings(BaseSettings):

@@ -40,3 +40,13 @@ def test_secrets_are_masked_in_the_described_configuration(monkeypatch):
     for secret in ("hunter2", "tok-123", "pg-secret"):
         assert secret not in shown
     assert "set (hidden)" in shown
+
+
+def test_defaults_are_the_documented_ones(monkeypatch):
+    """The SPEC's defaults: a new user's database and outbox live in data/."""
+    monkeypatch.delenv("AUTOMATIONS_DATABASE_URL", raising=False)
+    monkeypatch.delenv("AUTOMATIONS_OUTBOX_DIR", raising=False)
+    settings = Settings(_env_file=None)
+    assert settings.database_url == "sqlite:///data/automations.db"
+    assert str(settings.outbox_dir) == "data/outbox"
+    assert "`sqlite:///data/automations.db`" in README

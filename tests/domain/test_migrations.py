@@ -39,7 +39,7 @@ def _assert_schema_matches_models(db: Database) -> None:
 
 
 def test_migrate_creates_the_schema_on_sqlite(tmp_path):
-    url = f"sqlite:///{tmp_path}/nested/dir/automations.domain.db"
+    url = f"sqlite:///{tmp_path}/nested/dir/automations.db"
     result = _cli(url, "migrate")
     assert result.returncode == 0, result.stderr
     assert migrate.head_revision() in result.stdout
