@@ -12,12 +12,13 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from types import FrameType
 
 from automations.domain.config import get_settings
 from automations.domain.db import Database
-from automations.runner.engine import Runner
+from automations.runner.engine import DEFAULT_LEASE_S, Runner
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=16, help="parallel deliveries for email/SMS/webhook (default 16)"
     )
     parser.add_argument(
-        "--lease", type=float, default=None, help="seconds a claim is held before another runner may take the step over"
+        "--lease",
+        type=float,
+        default=DEFAULT_LEASE_S,
+        help=f"seconds a claim outlives a runner that stopped renewing it (killed, frozen, cut off); "
+        f"a live runner renews its claims every third of this, so a killed runner's steps are taken "
+        f"over after about --lease plus one --interval (default {DEFAULT_LEASE_S:.0f})",
     )
     parser.add_argument("--runner-id", default=None, help="name in the heartbeat (default host:pid)")
     parser.add_argument("--database-url", default=None, help="SQLAlchemy URL (default $AUTOMATIONS_DATABASE_URL)")
@@ -46,8 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         # Per-request lines of the HTTP client would repeat the per-step lines.
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    if args.interval <= 0 or args.batch_size < 1 or args.concurrency < 1:
-        print("error: --interval, --batch-size and --concurrency must be positive", file=sys.stderr)
+    if args.interval <= 0 or args.batch_size < 1 or args.concurrency < 1 or args.lease <= 0:
+        print("error: --interval, --batch-size, --concurrency and --lease must be positive", file=sys.stderr)
         return 2
     settings = get_settings()
     db = Database(
@@ -63,10 +69,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
-        logging.getLogger("automations.runner").info(
-            "%s received: stopping after the steps in hand", signal.Signals(signum).name
+        log = logging.getLogger("automations.runner")
+        if stopping.is_set():
+            # A second signal: stop at once. Steps in flight keep their claims
+            # until the lease runs out; a repeat carries the same idempotency key.
+            log.warning("%s received again: stopping at once", signal.Signals(signum).name)
+            os._exit(130 if signum == signal.SIGINT else 143)
+        stopping.set()
+        log.info(
+            "%s received: claiming nothing more, giving back unstarted steps, finishing the deliveries in flight "
+            "(send it again to stop at once)",
+            signal.Signals(signum).name,
         )
         runner.stop()
+
+    stopping = threading.Event()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)

@@ -31,6 +31,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.compiler import compiles
@@ -80,6 +81,17 @@ def _prepare_sqlite_file(url: str) -> None:
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """An error that says "try again": the connection was terminated or failed
+    over, SQLite stayed locked past the busy timeout, a deadlock or serialization
+    failure, the pool had no connection in time. Not a bug in the statement."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    # psycopg's AdminShutdown, SerializationFailure and DeadlockDetected, and
+    # sqlite3's "database is locked", all arrive as OperationalError.
+    return isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError))
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

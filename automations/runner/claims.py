@@ -47,10 +47,11 @@ def _is_postgres(session: Session) -> bool:
 
 
 def release_expired_claims(session: Session, now: datetime, *, max_attempts: int, limit: int = 1000) -> int:
-    """Put steps whose runner's lease ran out back to pending (logging the lost
-    attempt); a step that already used all its attempts fails instead."""
+    """Put steps whose runner stopped renewing its lease back to pending, logging
+    the lost attempt under that runner's name; a step that already used all its
+    attempts fails instead."""
     query = (
-        select(S.id, S.attempts, S.claimed_by)
+        select(S.id, S.attempts, S.claimed_by, S.lease_expires_at)
         .where(S.status == StepStatus.RUNNING.value, S.lease_expires_at < now)
         .order_by(S.due_at)
         .limit(limit)
@@ -60,7 +61,13 @@ def release_expired_claims(session: Session, now: datetime, *, max_attempts: int
     rows = session.execute(query).all()
     if not rows:
         return 0
-    detail = "the runner holding the step stopped before recording a result (lease expired)"
+
+    def detail(row: Any) -> str:
+        return (
+            f"runner {row.claimed_by} stopped renewing its claim before recording a result "
+            f"(lease expired at {row.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC); the step was taken over"
+        )
+
     insert_rows(
         session,
         table_of(StepAttempt),
@@ -72,29 +79,69 @@ def release_expired_claims(session: Session, now: datetime, *, max_attempts: int
                 "started_at": now,
                 "finished_at": now,
                 "outcome": AttemptOutcome.RETRY.value,
-                "detail": detail,
+                "detail": detail(r),
             }
             for r in rows
         ],
     )
-    exhausted = [r.id for r in rows if r.attempts >= max_attempts]
-    retry = [r.id for r in rows if r.attempts < max_attempts]
-    if retry:
+    # One statement per dead runner's batch (the rows of a batch share a detail).
+    retry: dict[str, list[int]] = {}
+    for r in rows:
+        if r.attempts < max_attempts:
+            retry.setdefault(detail(r), []).append(r.id)
+    for text_, ids in retry.items():
         session.execute(
             update(S)
-            .where(S.id.in_(retry), S.status == StepStatus.RUNNING.value)
+            .where(id_in(session, S.id, ids), S.status == StepStatus.RUNNING.value)
             .values(
                 status=StepStatus.PENDING.value,
                 claim_token=None,
                 claimed_by=None,
                 lease_expires_at=None,
-                last_error=detail,
+                last_error=text_,
             )
             .execution_options(synchronize_session=False)
         )
-    for step in session.scalars(select(S).where(S.id.in_(exhausted))):
-        finish_step(session, step, StepStatus.FAILED, now, error=f"{detail}; no attempts left")
+    exhausted = [r for r in rows if r.attempts >= max_attempts]
+    steps = {step.id: step for step in session.scalars(select(S).where(S.id.in_([r.id for r in exhausted])))}
+    for r in exhausted:
+        finish_step(session, steps[r.id], StepStatus.FAILED, now, error=f"{detail(r)}; no attempts left")
     return len(rows)
+
+
+def renew_claims(session: Session, token: str, step_ids: Sequence[int], until: datetime) -> int:
+    """Extend the lease of the steps of claim `token` that are still held (a live
+    runner keeps its claims however slow the channel). Returns how many were held."""
+    if not step_ids:
+        return 0
+    result = session.execute(
+        update(S)
+        .where(id_in(session, S.id, step_ids), S.claim_token == token, S.status == StepStatus.RUNNING.value)
+        .values(lease_expires_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def release_claims(session: Session, token: str, step_ids: Sequence[int]) -> int:
+    """Give back steps of claim `token` whose delivery never started (the runner
+    is stopping): pending again at once, the attempt not counted, so another
+    runner takes them without waiting for the lease."""
+    if not step_ids:
+        return 0
+    result = session.execute(
+        update(S)
+        .where(id_in(session, S.id, step_ids), S.claim_token == token, S.status == StepStatus.RUNNING.value)
+        .values(
+            status=StepStatus.PENDING.value,
+            claim_token=None,
+            claimed_by=None,
+            lease_expires_at=None,
+            attempts=S.attempts - 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def claimable_query(now: datetime, limit: int, *, postgres: bool = False) -> Any:

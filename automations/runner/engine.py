@@ -1,16 +1,25 @@
-"""The runner's engine: each tick claims due steps in batches, executes them over
-their channels (I/O-bound ones concurrently, on a thread pool) and records the
-results, until nothing is due; then the other per-tick jobs run.
+"""The runner's engine: each tick claims due steps in batches and executes them
+over their channels (I/O-bound ones concurrently, on a thread pool) until nothing
+is due; then the other per-tick jobs run.
 
-Delivery is at least once: a result is recorded after the channel answered, so
-a repeat happens only when a runner dies between the two; the repeat carries the
-same idempotency key.
+Delivery is correct by construction (SPEC section 9):
+- each step's result is recorded as soon as its delivery returns (in groups at
+  most `FLUSH_AFTER_S` old), never only at the end of a batch, so one slow
+  message holds no other result hostage;
+- while a runner works on claimed steps it renews their leases every third of
+  the lease, so only a runner that stopped (killed, frozen, cut off) loses them;
+- recording is retried on transient database errors with backoff, the results
+  kept in hand, and a runner that cannot record claims nothing new meanwhile;
+- on `stop()` (SIGTERM) unstarted deliveries are released at once for another
+  runner, those in flight finish and are recorded.
+A repeat delivery happens only when a runner dies between sending and recording,
+and carries the same idempotency key.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+import queue
 import random
 import threading
 import time
@@ -21,14 +30,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import schedule
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_when_event_set,
+    wait_exponential,
+    wait_random,
+)
 
 from automations.channels import ChannelSet, build_channels, get_webhook_secret
-from automations.channels.base import FAILED, SKIPPED, Delivery, Job
+from automations.channels.base import FAILED, SKIPPED, Channel, Delivery, Job, delivery_from_error
 from automations.content import templating
 from automations.domain.config import Settings
-from automations.domain.db import Database
+from automations.domain.db import Database, is_transient
 from automations.domain.timeutil import as_utc, utcnow
-from automations.runner.claims import claim_due_steps
+from automations.runner.claims import claim_due_steps, release_claims, renew_claims
 from automations.runner.heartbeat import beat, default_runner_id
 from automations.runner.recording import BACKOFF_BASE, Recorded, Result, record_results
 from automations.runner.rules import process_all_rules
@@ -36,7 +53,10 @@ from automations.runner.rules import process_all_rules
 log = logging.getLogger("automations.runner")
 
 TickJob = Callable[[datetime | None], Any]  # None: take the clock
-HEARTBEAT_DURING_DRAIN_S = 10.0
+DEFAULT_LEASE_S = 30.0
+HEARTBEAT_DURING_WORK_S = 10.0
+FLUSH_AFTER_S = 0.5  # a delivered result waits at most this long to be recorded
+RECORD_RETRY_MAX_WAIT_S = 5.0
 
 
 @dataclass
@@ -48,6 +68,7 @@ class TickSummary:
     lost: int = 0
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    released: int = 0
 
     def add(self, recorded: Recorded, results: Sequence[Result]) -> None:
         self.lost += len(recorded.lost)
@@ -57,6 +78,13 @@ class TickSummary:
             outcome = recorded.final.get(r.job.step_id, "retry")
             self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + 1
             self.executed += 1
+
+    def merge(self, other: TickSummary) -> None:
+        self.executed += other.executed
+        self.lost += other.lost
+        self.released += other.released
+        for key, count in other.by_outcome.items():
+            self.by_outcome[key] = self.by_outcome.get(key, 0) + count
 
 
 def _render(source: str, job: Job) -> str:
@@ -112,16 +140,15 @@ class Runner:
         self.runner_id = runner_id or default_runner_id()
         self.batch_size = max(1, batch_size)
         self.concurrency = max(1, concurrency)
-        # Long enough for a whole batch of timeouts, so a slow batch keeps its claim.
-        self.lease = timedelta(
-            seconds=lease_seconds
-            or max(300.0, 2 * self.settings.webhook_timeout * math.ceil(self.batch_size / self.concurrency))
-        )
+        # How long a claim outlives a runner that stopped renewing it; a live
+        # runner renews every third of it, however slow its channels are.
+        self.lease = timedelta(seconds=lease_seconds or DEFAULT_LEASE_S)
         self.backoff_base = backoff_base
         self.rng = rng or random.Random()
         self.clock = clock
         self.started_at = clock()
         self._stop = threading.Event()
+        self._abort = threading.Event()  # stop retrying the database too (tests, a hard stop)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="channel")
         self._channels = channels
         # The jobs of every tick, in order. Other periodic work (follow-up rules)
@@ -135,6 +162,7 @@ class Runner:
         ]
         self._unreported = 0  # steps executed since the last heartbeat
         self._last_beat = time.monotonic()
+        self._trouble: str | None = None  # why recording is stalled, for the heartbeat
 
     # --- channels ----------------------------------------------------------
 
@@ -159,55 +187,204 @@ class Runner:
                 max_attempts=self.settings.max_attempts,
             )
 
-    def execute(self, jobs: Sequence[Job]) -> list[Result]:
-        """Run `jobs` over their channels; I/O-bound channels run on the thread pool."""
+    def _start(self, jobs: Sequence[Job], done: Callable[[Result], None]) -> list[tuple[Job, Future[Result]]]:
+        """Start delivering `jobs`; `done(result)` is called as each finishes (in
+        a channel thread for I/O-bound channels). Returns the deliveries handed to
+        the thread pool, which may still be cancelled before they start."""
         started = self.clock()
-        results: dict[int, Result] = {}
         by_type: dict[str, list[Job]] = {}
         for job in jobs:
             early = _precheck(job)
             if early is not None:
-                results[job.step_id] = Result(job, early, started, self.clock())
+                done(Result(job, early, started, self.clock()))
             else:
                 by_type.setdefault(job.message_type, []).append(job)
-        pending: list[tuple[list[Job], Future[list[Delivery]]]] = []
+        queued: list[tuple[Job, Future[Result]]] = []
         for message_type, group in by_type.items():
             channel = self.channels.for_type(message_type)
             if getattr(channel, "io_bound", False) and len(group) > 1 and self.concurrency > 1:
-                for chunk in _chunks(group, channel, self.concurrency):
-                    pending.append((chunk, self._pool.submit(channel.send_many, chunk)))
+                # One job per task: a result is ready the moment its delivery
+                # returns, and a job not yet started can be given back on stop.
+                # Connection-oriented channels keep a pool of open connections.
+                for job in group:
+                    future = self._pool.submit(self._deliver, channel, job)
+                    future.add_done_callback(_report_to(done))
+                    queued.append((job, future))
             else:
-                for job, delivery in zip(group, channel.send_many(group), strict=False):
-                    results[job.step_id] = Result(job, delivery, started, self.clock())
-        for chunk, future in pending:
-            deliveries = future.result()
-            finished = self.clock()
-            for job, delivery in zip(chunk, deliveries, strict=False):
-                results[job.step_id] = Result(job, delivery, started, finished)
+                began = self.clock()
+                try:
+                    deliveries = channel.send_many(group)
+                except Exception as exc:  # a channel bug fails only this attempt
+                    deliveries = [delivery_from_error(exc) for _ in group]
+                finished = self.clock()
+                for job, delivery in zip(group, deliveries, strict=True):
+                    done(Result(job, delivery, began, finished))
+        return queued
+
+    def _deliver(self, channel: Channel, job: Job) -> Result:
+        began = self.clock()
+        try:
+            [delivery] = channel.send_many([job])
+        except Exception as exc:  # never lose the job's result to a channel bug
+            delivery = delivery_from_error(exc)
+        return Result(job, delivery, began, self.clock())
+
+    def execute(self, jobs: Sequence[Job]) -> list[Result]:
+        """Run `jobs` over their channels and wait for every result (in job order)."""
+        results: dict[int, Result] = {}
+        lock = threading.Lock()
+
+        def done(result: Result) -> None:
+            with lock:
+                results[result.job.step_id] = result
+
+        for _, future in self._start(jobs, done):
+            future.result()
         return [results[job.step_id] for job in jobs]
 
-    def record(self, results: Sequence[Result], now: datetime) -> Recorded:
+    def record(self, results: Sequence[Result], now: datetime | None) -> Recorded:
+        """Record `results`, retrying transient database errors with backoff until
+        the database answers (or `_abort`): a delivered result is never dropped
+        while the runner lives. `now` None: the time of the attempt that succeeds."""
+        if not results:
+            return Recorded(final={}, retried={}, lost=[])
+        began = time.monotonic()
+        retrying = Retrying(
+            retry=retry_if_exception(is_transient),
+            wait=wait_exponential(multiplier=0.05, max=RECORD_RETRY_MAX_WAIT_S) + wait_random(0, 0.1),
+            stop=stop_when_event_set(self._abort),
+            before_sleep=lambda state: self._stalled(state, len(results), began),
+            reraise=True,
+        )
+        try:
+            recorded = retrying(self._record_once, results, now)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            # Not the database's mood but one result it refuses: record the others.
+            log.exception("could not record %d result(s) together; recording them one by one", len(results))
+            recorded = Recorded(final={}, retried={}, lost=[])
+            for result in results:
+                try:
+                    one = retrying(self._record_once, [result], now)
+                except Exception:
+                    log.exception("step %d: result not recorded (its claim will expire)", result.job.step_id)
+                    recorded.lost.append(result.job.step_id)
+                    continue
+                recorded.final.update(one.final)
+                recorded.retried.update(one.retried)
+                recorded.lost.extend(one.lost)
+        if self._trouble is not None:
+            log.warning(
+                "the database answers again: %d result(s) recorded after %.0fs", len(results), time.monotonic() - began
+            )
+            self._trouble = None
+        return recorded
+
+    def _record_once(self, results: Sequence[Result], now: datetime | None) -> Recorded:
         with self.db.session() as session:
             return record_results(
                 session,
                 results,
-                now,
+                now or self.clock(),
                 runner_id=self.runner_id,
                 max_attempts=self.settings.max_attempts,
                 rng=self.rng,
                 backoff_base=self.backoff_base,
             )
 
+    def _stalled(self, state: RetryCallState, count: int, began: float) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        waited = time.monotonic() - began
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}" if exc else "unknown error"
+        if waited >= self.lease.total_seconds() and self._trouble is None:
+            self._trouble = f"cannot record results for {waited:.0f}s ({reason}); not claiming new work"
+            log.error(
+                "cannot record %d result(s) for %.0fs (%s): not claiming new work until the database answers; "
+                "the results are kept",
+                count,
+                waited,
+                reason,
+            )
+        else:
+            log.warning("recording %d result(s) failed (%s); retrying", count, reason)
+
     def run_batch(self, now: datetime | None, summary: TickSummary) -> int:
-        """Claim, execute and record one batch; returns how many steps were claimed."""
+        """Claim one batch and execute it, recording results as deliveries finish;
+        returns how many steps were claimed."""
         jobs = self.claim(now or self.clock())
         if not jobs:
             return 0
-        results = self.execute(jobs)
-        recorded = self.record(results, now or self.clock())
-        summary.add(recorded, results)
-        self._log_results(results, recorded)
+        token = jobs[0].token
+        finished: queue.SimpleQueue[Result] = queue.SimpleQueue()
+        queued = self._start(jobs, finished.put)
+        held = {job.step_id for job in jobs}  # claimed, not yet recorded or released
+        outstanding = len(jobs)
+        buffer: list[Result] = []
+        oldest = 0.0
+        last_renewal = time.monotonic()
+        renew_every = self.lease.total_seconds() / 3
+        released = False
+        while outstanding or buffer:
+            if self._stop.is_set() and not released:
+                released = True
+                unstarted = [job for job, future in queued if future.cancel()]
+                if unstarted:
+                    outstanding -= len(unstarted)
+                    summary.released += self._release(token, [job.step_id for job in unstarted])
+                    held.difference_update(job.step_id for job in unstarted)
+            flush = not outstanding or len(buffer) >= self.batch_size or time.monotonic() - oldest >= FLUSH_AFTER_S
+            if buffer and flush:
+                recorded = self.record(buffer, now)
+                summary.add(recorded, buffer)
+                self._unreported += sum(1 for r in buffer if r.job.step_id not in recorded.lost)
+                self._log_results(buffer, recorded)
+                held.difference_update(r.job.step_id for r in buffer)
+                buffer = []
+            if not outstanding:
+                continue
+            try:
+                result = finished.get(timeout=FLUSH_AFTER_S / 2)
+            except queue.Empty:
+                pass
+            else:
+                if not buffer:
+                    oldest = time.monotonic()
+                buffer.append(result)
+                outstanding -= 1
+                while outstanding:
+                    try:
+                        buffer.append(finished.get_nowait())
+                    except queue.Empty:
+                        break
+                    outstanding -= 1
+            if held and time.monotonic() - last_renewal >= renew_every:
+                last_renewal = time.monotonic()
+                self._renew(token, sorted(held), now)
+            if time.monotonic() - self._last_beat > HEARTBEAT_DURING_WORK_S:
+                # Long deliveries keep the runner visibly alive on the dashboard.
+                self._beat([], now)
         return len(jobs)
+
+    def _renew(self, token: str, step_ids: list[int], now: datetime | None) -> None:
+        try:
+            with self.db.session() as session:
+                kept = renew_claims(session, token, step_ids, (now or self.clock()) + self.lease)
+        except Exception as exc:  # the next renewal or the recording retries
+            log.warning("could not renew the leases of %d step(s): %s", len(step_ids), exc)
+            return
+        if kept < len(step_ids):
+            log.warning("%d of %d claim(s) were taken over by another runner", len(step_ids) - kept, len(step_ids))
+
+    def _release(self, token: str, step_ids: list[int]) -> int:
+        try:
+            with self.db.session() as session:
+                count = release_claims(session, token, step_ids)
+        except Exception as exc:  # their leases expire instead
+            log.warning("could not give back %d unstarted step(s): %s", len(step_ids), exc)
+            return 0
+        log.info("stopping: gave back %d step(s) not yet started", count)
+        return count
 
     def _log_results(self, results: Sequence[Result], recorded: Recorded) -> None:
         if not log.isEnabledFor(logging.INFO):
@@ -239,14 +416,8 @@ class Runner:
         otherwise each batch takes the current time, so lag is measured truly."""
         summary = TickSummary()
         while not self._stop.is_set():
-            before = summary.executed
-            claimed = self.run_batch(now, summary)
-            self._unreported += summary.executed - before
-            if claimed == 0:
+            if self.run_batch(now, summary) == 0:
                 break
-            if time.monotonic() - self._last_beat > HEARTBEAT_DURING_DRAIN_S:
-                # A long drain keeps the runner visibly alive on the dashboard.
-                self._beat([], now)
         return summary
 
     def tick(self, now: datetime | None = None) -> TickSummary:
@@ -255,34 +426,36 @@ class Runner:
         fixed = as_utc(now) if now is not None else None
         summary = TickSummary()
         for name, job in self.tick_jobs:
+            if self._stop.is_set() and summary.executed + summary.released:
+                break  # stopping: the steps in hand were finished; the rest waits
             try:
                 # Steps take the clock batch by batch when no time is fixed.
                 when = fixed if fixed is not None or job == self.execute_due_steps else self.clock()
                 outcome = job(when)
                 if isinstance(outcome, TickSummary):
-                    summary.executed += outcome.executed
-                    summary.lost += outcome.lost
-                    for key, count in outcome.by_outcome.items():
-                        summary.by_outcome[key] = summary.by_outcome.get(key, 0) + count
+                    summary.merge(outcome)
             except Exception as exc:  # one failing job must not stop the runner
                 log.exception("tick job %s failed", name)
                 summary.errors.append(f"{name}: {type(exc).__name__}: {exc}")
         summary.seconds = time.perf_counter() - began
         self._beat(summary.errors, fixed)
-        if summary.executed or summary.errors or log.isEnabledFor(logging.DEBUG):
+        if summary.executed or summary.errors or summary.released or log.isEnabledFor(logging.DEBUG):
             outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.by_outcome.items())) or "nothing due"
             log.info(
-                "tick: %d step(s) in %.2fs (%s)%s%s",
+                "tick: %d step(s) in %.2fs (%s)%s%s%s",
                 summary.executed,
                 summary.seconds,
                 outcomes,
                 f"; {summary.lost} result(s) dropped, claim lost" if summary.lost else "",
+                f"; {summary.released} step(s) given back unstarted" if summary.released else "",
                 f"; errors: {'; '.join(summary.errors)}" if summary.errors else "",
             )
         return summary
 
     def _beat(self, errors: list[str], now: datetime | None, stopped: bool = False) -> None:
         """Write the heartbeat with the steps executed since the previous one."""
+        if self._trouble:
+            errors = [*errors, self._trouble]
         try:
             with self.db.session() as session:
                 beat(
@@ -304,11 +477,12 @@ class Runner:
         scheduler = schedule.Scheduler()
         scheduler.every(interval).seconds.do(self.tick)  # type: ignore[arg-type]  # floats work
         log.info(
-            "runner %s started (interval %ss, batch %d, concurrency %d)",
+            "runner %s started (interval %ss, batch %d, concurrency %d, lease %ss)",
             self.runner_id,
             interval,
             self.batch_size,
             self.concurrency,
+            self.lease.total_seconds(),
         )
         self.tick()
         while not self._stop.is_set():
@@ -319,19 +493,28 @@ class Runner:
         log.info("runner %s stopped", self.runner_id)
 
     def stop(self) -> None:
-        """Stop after the batch in hand (its results are recorded first)."""
+        """Claim nothing more: unstarted deliveries are given back, those in flight
+        finish and are recorded, then `run()` returns."""
         self._stop.set()
 
+    def abort(self) -> None:
+        """`stop()`, and give up retrying the database (results not yet recorded
+        are left to their leases)."""
+        self._stop.set()
+        self._abort.set()
+
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
         if self._channels is not None:
             self._channels.close()
 
 
-def _chunks(group: list[Job], channel: Any, parts: int) -> list[list[Job]]:
-    """Connection-oriented channels (SMTP) get one contiguous chunk per thread, so
-    each thread reuses one connection; request-oriented ones get one job each."""
-    if getattr(channel, "per_connection", False):
-        size = math.ceil(len(group) / parts)
-        return [group[i : i + size] for i in range(0, len(group), size)]
-    return [[job] for job in group]
+def _report_to(done: Callable[[Result], None]) -> Callable[[Future[Result]], None]:
+    """A done-callback handing a finished delivery's result to `done` (a delivery
+    cancelled before it started has none: the caller gave it back)."""
+
+    def callback(future: Future[Result]) -> None:
+        if not future.cancelled():
+            done(future.result())
+
+    return callback

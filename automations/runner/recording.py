@@ -1,8 +1,9 @@
 """Recording what happened to a batch of claimed steps, in one transaction.
 
 Only results whose claim is still held are applied (`id` and `claim_token` both
-match a running step): a runner whose lease lapsed cannot overwrite the result of
-the runner that took the step over. Every attempt goes to the attempt log.
+match a running step, or the lease lapsed and nobody took the step since): a
+runner whose lease lapsed cannot overwrite the result of the runner that took the
+step over. Every attempt goes to the attempt log.
 
 Final results follow `scheduling.finish_step` (the rules of SPEC section 3) but
 batched, because one statement per table per batch is what lets a runner keep up
@@ -101,10 +102,21 @@ def record_results(
     if not results:
         return recorded
     ids = [r.job.step_id for r in results]
-    query = select(S.id, S.claim_token).where(id_in(session, S.id, ids), S.status == StepStatus.RUNNING.value)
+    tokens = {r.job.step_id: r.job.token for r in results}
+    numbers = {r.job.step_id: r.job.attempt_no for r in results}
+    query = select(S.id, S.claim_token, S.status, S.attempts).where(id_in(session, S.id, ids), S.status.in_(OPEN))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=S)
-    held = {row.id: row.claim_token for row in session.execute(query)}
+    # A claim still held by this attempt, or one whose lease lapsed while the
+    # result was on its way (the runner could not reach the database) and that no
+    # runner has taken since: the step is pending with this attempt's number, and
+    # recording the result now is what keeps it from being sent a second time.
+    held = {
+        row.id
+        for row in session.execute(query)
+        if (row.status == StepStatus.RUNNING.value and row.claim_token == tokens[row.id])
+        or (row.status == StepStatus.PENDING.value and row.claim_token is None and row.attempts == numbers[row.id])
+    }
 
     attempts, finals, retries, followups = [], [], [], []
     late: list[Job] = []
@@ -115,7 +127,7 @@ def record_results(
         if outcome == RETRY and job.attempt_no >= max_attempts:
             outcome = FAILED
             delivery.detail = f"{delivery.detail} (no attempts left after {job.attempt_no})"
-        valid = held.get(job.step_id) == job.token
+        valid = job.step_id in held
         detail = (
             delivery.detail
             if valid
