@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTOMATIONS_", env_file=".env", extra="ignore", frozen=True)
 
     database_url: str = DEFAULT_DATABASE_URL
+    # How long a SQLite writer waits for another's lock before the write fails
+    # (and the runner retries it, keeping its results).
+    sqlite_busy_timeout: float = Field(default=60.0, gt=0, le=3600)
     timezone: str = "UTC"
     outbox_dir: Path = Path("data/outbox")
 

@@ -94,13 +94,13 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError))
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, busy_timeout: float = SQLITE_BUSY_TIMEOUT_S, **kwargs: Any) -> Engine:
     """An engine for `url`, with the SQLite pragmas and locking described above."""
     if url.startswith("sqlite"):
         _prepare_sqlite_file(url)
         engine = create_engine(
             url,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+            connect_args={"timeout": busy_timeout, "check_same_thread": False},
             **kwargs,
         )
 
@@ -111,7 +111,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
             # SQLite's own lower() folds ASCII only; see `folded`.
@@ -137,6 +137,7 @@ class Database:
     def __init__(self, url: str | None = None, settings: Settings | None = None, **engine_kwargs: Any):
         self.settings = settings or get_settings()
         self.url = url or self.settings.database_url
+        engine_kwargs.setdefault("busy_timeout", self.settings.sqlite_busy_timeout)
         self.engine = make_engine(self.url, **engine_kwargs)
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         reader = self.engine.execution_options(sqlite_begin="DEFERRED") if self.is_sqlite else self.engine

@@ -3,9 +3,10 @@ over their channels (I/O-bound ones concurrently, on a thread pool) until nothin
 is due; then the other per-tick jobs run.
 
 Delivery is correct by construction (SPEC section 9):
-- each step's result is recorded as soon as its delivery returns (in groups at
-  most `FLUSH_AFTER_S` old), never only at the end of a batch, so one slow
-  message holds no other result hostage;
+- each step's result is recorded as soon as its delivery returns, in groups at
+  most `RECORD_EVERY_S` old, never at the end of a batch: one slow message holds
+  no other result hostage, and a killed runner leaves only its deliveries in
+  flight and a fraction of a second of results unrecorded;
 - while a runner works on claimed steps it renews their leases every third of
   the lease, so only a runner that stopped (killed, frozen, cut off) loses them;
 - recording is retried on transient database errors with backoff, the results
@@ -55,7 +56,10 @@ log = logging.getLogger("automations.runner")
 TickJob = Callable[[datetime | None], Any]  # None: take the clock
 DEFAULT_LEASE_S = 30.0
 HEARTBEAT_DURING_WORK_S = 10.0
-FLUSH_AFTER_S = 0.5  # a delivered result waits at most this long to be recorded
+POLL_S = 0.1  # how often a busy batch checks for a stop and for leases to renew
+# Results wait at most this long to be recorded together: one transaction per
+# finished delivery would cost a fast channel a third of its throughput.
+RECORD_EVERY_S = 0.2
 RECORD_RETRY_MAX_WAIT_S = 5.0
 
 
@@ -321,7 +325,7 @@ class Runner:
         held = {job.step_id for job in jobs}  # claimed, not yet recorded or released
         outstanding = len(jobs)
         buffer: list[Result] = []
-        oldest = 0.0
+        oldest = 0.0  # when the first result in `buffer` arrived
         last_renewal = time.monotonic()
         renew_every = self.lease.total_seconds() / 3
         released = False
@@ -333,8 +337,9 @@ class Runner:
                     outstanding -= len(unstarted)
                     summary.released += self._release(token, [job.step_id for job in unstarted])
                     held.difference_update(job.step_id for job in unstarted)
-            flush = not outstanding or len(buffer) >= self.batch_size or time.monotonic() - oldest >= FLUSH_AFTER_S
-            if buffer and flush:
+            if buffer and (
+                not outstanding or len(buffer) >= self.batch_size or time.monotonic() - oldest >= RECORD_EVERY_S
+            ):
                 recorded = self.record(buffer, now)
                 summary.add(recorded, buffer)
                 self._unreported += sum(1 for r in buffer if r.job.step_id not in recorded.lost)
@@ -344,7 +349,7 @@ class Runner:
             if not outstanding:
                 continue
             try:
-                result = finished.get(timeout=FLUSH_AFTER_S / 2)
+                result = finished.get(timeout=POLL_S)
             except queue.Empty:
                 pass
             else:

@@ -118,6 +118,21 @@ def record_results(
         or (row.status == StepStatus.PENDING.value and row.claim_token is None and row.attempts == numbers[row.id])
     }
 
+    # A result already recorded (the commit went through but its answer was lost
+    # with the connection, and the recording was retried) is not logged twice.
+    unheld = [r.job for r in results if r.job.step_id not in held]
+    already = set()
+    if unheld:
+        already = {
+            (row.step_id, row.attempt_no)
+            for row in session.execute(
+                select(StepAttempt.step_id, StepAttempt.attempt_no).where(
+                    id_in(session, StepAttempt.step_id, [job.step_id for job in unheld]),
+                    StepAttempt.runner_id == runner_id,
+                )
+            )
+        }
+
     attempts, finals, retries, followups = [], [], [], []
     late: list[Job] = []
     failed: list[tuple[Job, str]] = []
@@ -128,6 +143,8 @@ def record_results(
             outcome = FAILED
             delivery.detail = f"{delivery.detail} (no attempts left after {job.attempt_no})"
         valid = job.step_id in held
+        if not valid and (job.step_id, job.attempt_no) in already:
+            continue
         detail = (
             delivery.detail
             if valid

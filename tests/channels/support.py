@@ -4,6 +4,7 @@ and helpers that put campaigns into a test database."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -49,6 +50,7 @@ class SmtpSink:
         self.replies: dict[str, list[str]] = {}
         self.connections = 0
         self.lock = threading.Lock()
+        self.delay = 0.0  # seconds before each message is accepted (a slow relay)
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -67,6 +69,8 @@ class SmtpSink:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.messages.append(message)  # type: ignore[arg-type]
@@ -227,8 +231,10 @@ def bulk_due_steps(
     email_domain: str = "example.com",
     subject: str = "Hello {{ contact.first_name }}",
     body: str = "Hi {{ contact.first_name }}, one step of many.",
+    steps_per_campaign: int = 1,
 ) -> None:
-    """`count` one-step campaigns (one contact each) due at `due`, inserted in bulk."""
+    """`count` campaigns (one contact each) of `steps_per_campaign` steps, all due
+    at `due` (so step N+1 waits only for step N), inserted in bulk."""
     tag = uuid.uuid4().hex[:8]
     with db.session() as s:
         contact_ids = list(
@@ -273,7 +279,7 @@ def bulk_due_steps(
             [
                 {
                     "campaign_id": cid,
-                    "position": 0,
+                    "position": position,
                     "name": f"{message_type} step",
                     "message_type": message_type,
                     "delay_days": 0,
@@ -288,6 +294,7 @@ def bulk_due_steps(
                     "idempotency_key": uuid.uuid4().hex,
                 }
                 for cid in campaign_ids
+                for position in range(steps_per_campaign)
             ],
         )
 
