@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import Template, TemplateSyntaxError, Undefined
+from jinja2 import Template, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -23,12 +23,34 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 TEMPLATE_CACHE_SIZE = 2048
 
 
+# The largest thing a template may build in one operation: the largest field
+# budget (an email body, 1 MB). `'a' * 10**9` is refused before it allocates.
+MAX_VALUE_CHARS = 1_000_000
+
+
+class SizeBudgetExceeded(SecurityError):
+    """A value or an output past its size budget (the message says which)."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"grew past {human_size(limit)}")
+        self.limit = limit
+
+
+def human_size(chars: int) -> str:
+    if chars >= 1_000_000 and chars % 1_000_000 == 0:
+        return f"{chars // 1_000_000} MB"
+    if chars >= 1000 and chars % 1000 == 0:
+        return f"{chars // 1000} KB"
+    return f"{chars:,} characters"
+
+
 class _StrictSandbox(ImmutableSandboxedEnvironment):
     """A sandbox that fails loudly on an unsafe attribute instead of rendering it
     as an empty string, so that such a template is refused when it is saved."""
 
-    # `**` on big numbers would hang the process (the sandbox lets it through).
-    intercepted_binops = frozenset({"**"})
+    # `**` on big numbers would hang the process (the sandbox lets it through),
+    # and `*` repeats a string or a list as often as it is told.
+    intercepted_binops = frozenset({"**", "*"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and (
@@ -37,6 +59,11 @@ class _StrictSandbox(ImmutableSandboxedEnvironment):
             or (isinstance(left, (int, float)) and abs(left) > 10**6)
         ):
             raise SecurityError("exponent too large")
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                repeated = isinstance(sequence, (str, list, tuple)) and isinstance(times, int)
+                if repeated and len(sequence) * times > MAX_VALUE_CHARS:
+                    raise SizeBudgetExceeded(MAX_VALUE_CHARS)
         return super().call_binop(context, operator, left, right)
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
@@ -101,6 +128,47 @@ def compile_template(source: str) -> Template:
     return _env.from_string(source)
 
 
+# Filters whose output is no larger than their input plus their constant
+# arguments: a template made only of variables passed through these cannot loop
+# or grow, so it is rendered in-process (`content.bounded` sends the others to a
+# worker that can be killed).
+_BOUNDED_FILTERS = frozenset(
+    {
+        "default", "d", "upper", "lower", "title", "capitalize", "trim", "striptags", "e", "escape",
+        "string", "length", "count", "first", "last", "int", "float", "round", "abs", "truncate", "join",
+        "safe", "urlencode",
+    }
+)  # fmt: skip
+_BOUNDED_NODES = (
+    nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Getattr, nodes.Getitem, nodes.Const,
+    nodes.Filter, nodes.Keyword,
+)  # fmt: skip
+
+
+@lru_cache(maxsize=TEMPLATE_CACHE_SIZE)
+def is_plainly_bounded(source: str) -> bool:
+    """True when `source` only prints variables, through size-keeping filters
+    with short constant arguments: its rendering costs about its length."""
+    if "{" not in source:
+        return True
+    if "{%" in source or "{#" in source:
+        return False
+    try:
+        tree = _env.parse(source)
+    except TemplateSyntaxError:
+        return False
+    for node in tree.find_all(nodes.Node):
+        if not isinstance(node, _BOUNDED_NODES):
+            return False
+        if isinstance(node, nodes.Filter) and node.name not in _BOUNDED_FILTERS:
+            return False
+        if isinstance(node, nodes.Const) and isinstance(node.value, str) and len(node.value) > 1000:
+            return False
+        if isinstance(node, nodes.Const) and isinstance(node.value, int) and abs(node.value) > MAX_VALUE_CHARS:
+            return False
+    return True
+
+
 def check_template(source: str) -> None:
     """Raise `ContentError` with the reason when `source` cannot be used."""
     if not source:
@@ -119,6 +187,8 @@ def _template_problem(source: str) -> str | None:
         template = compile_template(source)
     except TemplateSyntaxError as exc:
         return f"template syntax error on line {exc.lineno}: {exc.message}"
+    if not is_plainly_bounded(source):
+        return _trial_in_worker(source)
     try:
         template.render(contact=contact_context(SAMPLE_CONTACT), **_extra_context())
     except SecurityError as exc:
@@ -130,6 +200,31 @@ def _template_problem(source: str) -> str | None:
     except Exception as exc:  # e.g. a division by zero in an expression
         return f"template fails to render: {type(exc).__name__}: {exc}"
     return None
+
+
+def _trial_in_worker(source: str) -> str | None:
+    """The trial render of a template that loops, calls or computes: in the
+    bounded renderer's worker, so a template bomb is refused within a second
+    instead of stalling the process that saves it."""
+    from automations.content.bounded import Field, shared_renderer
+
+    [rendered] = shared_renderer().render_many(
+        [([Field(source, MAX_VALUE_CHARS, "the template")], contact_context(SAMPLE_CONTACT), _extra_context())]
+    )
+    if rendered.texts is not None:
+        return None
+    if rendered.kind in ("size", "time", "memory"):
+        return f"template too costly to render: {rendered.problem}"
+    reasons = {
+        "SecurityError": "template not allowed",
+        "SizeBudgetExceeded": "template too costly to render",
+        "UndefinedError": "template refers to something that does not exist",
+    }
+    if rendered.exception in reasons:
+        return f"{reasons[rendered.exception]}: {rendered.message}"
+    if rendered.exception and rendered.exception.endswith("Error") and "Template" in rendered.exception:
+        return f"template error: {rendered.message}"
+    return f"template fails to render: {rendered.exception}: {rendered.message}"
 
 
 def _extra_context(campaign_name: str = "Sample campaign", step_name: str = "Sample step") -> dict[str, Any]:
@@ -153,6 +248,10 @@ def render_for_context(source: str, context: Mapping[str, Any], *, campaign_name
 
 __all__ = [
     "ContentError",
+    "MAX_VALUE_CHARS",
+    "SizeBudgetExceeded",
+    "human_size",
+    "is_plainly_bounded",
     "TEMPLATE_CACHE_SIZE",
     "check_template",
     "compile_template",

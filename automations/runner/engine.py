@@ -19,6 +19,7 @@ and carries the same idempotency key.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import random
@@ -42,7 +43,7 @@ from tenacity import (
 
 from automations.channels import ChannelSet, build_channels, get_webhook_secret
 from automations.channels.base import FAILED, SKIPPED, Channel, Delivery, Job, delivery_from_error
-from automations.content import templating
+from automations.content.bounded import BoundedRenderer, Field
 from automations.domain.config import Settings
 from automations.domain.db import Database, is_transient
 from automations.domain.timeutil import as_utc, utcnow
@@ -91,9 +92,14 @@ class TickSummary:
             self.by_outcome[key] = self.by_outcome.get(key, 0) + count
 
 
-def _render(source: str, job: Job) -> str:
-    """`templating.render` for a job whose contact context is already built."""
-    return templating.render_for_context(source, job.contact, campaign_name=job.campaign_name, step_name=job.name)
+# Size budgets of what a step renders (characters); SPEC section 9.
+FIELD_LIMITS: dict[str, tuple[tuple[str, int, str], ...]] = {
+    "email": (("subject", 998, "the subject"), ("body", 1_000_000, "the body")),
+    "sms": (("body", 1600, "the text"),),
+    "task": (("subject", 300, "the title"), ("body", 1_000_000, "the notes")),
+    "webhook": (),
+}
+WEBHOOK_PAYLOAD_LIMIT = 256 * 1024  # bytes of JSON
 
 
 def _precheck(job: Job) -> Delivery | None:
@@ -108,17 +114,37 @@ def _precheck(job: Job) -> Delivery | None:
             return Delivery(SKIPPED, "contact opted out of SMS")
         if not job.phone:
             return Delivery(FAILED, "contact has no phone number")
-    elif job.message_type not in ("task", "webhook"):
+    elif job.message_type == "webhook":
+        size = len(json.dumps(job.webhook_payload or {}, default=str).encode())
+        if size > WEBHOOK_PAYLOAD_LIMIT:
+            return Delivery(FAILED, f"the webhook payload is {size:,} bytes, more than {WEBHOOK_PAYLOAD_LIMIT:,}")
+    elif job.message_type != "task":
         return Delivery(FAILED, f"unknown message type {job.message_type!r}")
-    try:
-        # Only what the channel sends: SMS has no subject, a webhook neither.
-        if job.message_type in ("email", "task"):
-            job.subject = _render(job.subject_source, job)
-        if job.message_type != "webhook":
-            job.body = _render(job.body_source, job)
-    except Exception as exc:  # a template that cannot render fails only its step
-        return Delivery(FAILED, f"cannot personalise the message: {type(exc).__name__}: {exc}")
     return None
+
+
+def render_jobs(renderer: BoundedRenderer, jobs: Sequence[Job]) -> dict[int, Delivery]:
+    """Render what each job's channel sends (an SMS has no subject, a webhook
+    neither) under the size and time budgets; a job whose template exceeds one,
+    or fails, gets a permanent failure with the reason."""
+    items = []
+    for job in jobs:
+        fields = [
+            Field(getattr(job, f"{name}_source"), limit, label) for name, limit, label in FIELD_LIMITS[job.message_type]
+        ]
+        extra = {"campaign": {"name": job.campaign_name}, "step": {"name": job.name}}
+        items.append((fields, job.contact, extra))
+    failures: dict[int, Delivery] = {}
+    for job, rendered in zip(jobs, renderer.render_many(items), strict=True):
+        if rendered.texts is None:
+            reason = rendered.problem or "cannot render"
+            if rendered.kind == "error" and rendered.exception:
+                reason = f"cannot personalise the message: {rendered.exception}: {rendered.message}"
+            failures[job.step_id] = Delivery(FAILED, reason)
+            continue
+        for (name, _, _), text in zip(FIELD_LIMITS[job.message_type], rendered.texts, strict=True):
+            setattr(job, name, text)
+    return failures
 
 
 class Runner:
@@ -155,6 +181,7 @@ class Runner:
         self._abort = threading.Event()  # stop retrying the database too (tests, a hard stop)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="channel")
         self._channels = channels
+        self._renderer = BoundedRenderer()
         # The jobs of every tick, in order. Other periodic work (follow-up rules)
         # is added here: each job gets the tick's time and is isolated from the others.
         self.tick_jobs: list[tuple[str, TickJob]] = [
@@ -197,10 +224,17 @@ class Runner:
         the thread pool, which may still be cancelled before they start."""
         started = self.clock()
         by_type: dict[str, list[Job]] = {}
+        ready = []
         for job in jobs:
             early = _precheck(job)
             if early is not None:
                 done(Result(job, early, started, self.clock()))
+            else:
+                ready.append(job)
+        failed = render_jobs(self._renderer, ready)
+        for job in ready:
+            if job.step_id in failed:
+                done(Result(job, failed[job.step_id], started, self.clock()))
             else:
                 by_type.setdefault(job.message_type, []).append(job)
         queued: list[tuple[Job, Future[Result]]] = []
@@ -510,6 +544,7 @@ class Runner:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._renderer.close()
         if self._channels is not None:
             self._channels.close()
 
