@@ -16,6 +16,9 @@ Sections:
   index                   a tick with 10,000 vs --big pending future steps
   lag                     `runner.py --interval 1` on steps falling due over 20 s
   memory                  peak RSS of `runner.py --once` draining 100,000 due steps
+  faults                  default options against misbehaving servers: takeover
+                          time after SIGKILL, SIGTERM exit time with deliveries
+                          hanging, duplicates under a slow SMTP relay (bench/faults.py)
 """
 
 from __future__ import annotations
@@ -491,9 +494,20 @@ def section_memory(args: argparse.Namespace, folder: Path) -> None:
     db.dispose()
 
 
+def section_faults(args: argparse.Namespace, folder: Path) -> None:
+    import faults
+
+    for case in (faults.takeover, faults.sigterm, faults.slow_smtp):
+        db = fresh_database(args.database_url, folder)
+        env = runner_env(db, folder, None)
+        env.pop("AUTOMATIONS_WEBHOOK_TIMEOUT", None)
+        case(db, env, fill)
+        db.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="task,email,sms,webhook,index,lag,memory")
+    parser.add_argument("--only", default="task,email,sms,webhook,index,lag,memory,faults")
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (default: SQLite files)")
     parser.add_argument("--n-task", type=int, default=20_000)
     parser.add_argument("--n-io", type=int, default=3_000)
@@ -526,6 +540,8 @@ def main() -> None:
                 section_lag(args, folder, sinks)  # type: ignore[arg-type]
             if "memory" in sections:
                 section_memory(args, folder)
+            if "faults" in sections:
+                section_faults(args, folder)
         finally:
             if sinks is not None:
                 sinks.close()

@@ -9,6 +9,8 @@ import streamlit as st
 
 from automations.domain.errors import NotFound
 from automations.domain.models import CampaignStatus, MessageType
+from automations.domain.timeutil import utcnow
+from automations.reports.overview import silent_holders
 from automations.reports.timelines import CampaignDetail, campaign_detail
 from automations.services import campaigns as service
 from automations.services.campaigns import CampaignFilter, CampaignRow
@@ -22,6 +24,7 @@ from ui.common import (
     get_db,
     page_title,
     rows,
+    silent_holder_text,
     status_label,
     type_label,
 )
@@ -203,6 +206,10 @@ def _detail_view(campaign_id: int) -> None:
         f"template {detail.template_name or '—'} · started {fmt(detail.start_at)} · {done}/{total} steps done"
     )
     st.progress(done / total if total else 0.0)
+    now = utcnow()
+    with get_db().read_session() as s:
+        for holder in silent_holders(s, now, campaign_id=campaign_id):
+            st.warning(silent_holder_text(holder, now), icon=":material/pending:")
     _actions(detail)
     st.dataframe(
         rows(

@@ -14,6 +14,7 @@ from automations.reports.overview import (
     next_scheduled_steps,
     overview_figures,
     runner_states,
+    silent_holders,
 )
 from ui.common import (
     badge,
@@ -24,6 +25,7 @@ from ui.common import (
     page_title,
     rows,
     settings,
+    silent_holder_text,
     status_label,
     type_label,
 )
@@ -50,8 +52,10 @@ def _latest(url: str, now: datetime) -> list[StepLine]:
 @st.fragment(run_every=10)
 def runner_health() -> None:
     """Re-read every 10 s by itself, without rerunning the page."""
+    now = utcnow()
     with get_db().read_session() as s:
-        runners = runner_states(s, utcnow())
+        runners = runner_states(s, now)
+        silent = silent_holders(s, now)
     alive = [r for r in runners if r.alive]
     if alive:
         latest = max(r.last_tick_at for r in alive)
@@ -69,6 +73,8 @@ def runner_health() -> None:
             "No runner has ever ticked. Scheduled steps are not being executed: start one with `python runner.py`.",
             icon=":material/error:",
         )
+    for holder in silent:
+        st.warning(silent_holder_text(holder, now), icon=":material/pending:")
     if runners:
         with st.expander(f"Runners ({len(runners)})"):
             st.dataframe(
@@ -127,7 +133,15 @@ cols[4].metric(
     f"{figures.failed_last_7_days:,} failed (skipped steps not counted)",
 )
 if figures.steps_overdue:
-    st.info(f"{figures.steps_overdue:,} pending steps are past their time; a running runner executes them in order.")
+    st.info(
+        f"{figures.steps_overdue:,} pending steps of active campaigns are past their time: due now, a running runner "
+        "executes them in order."
+    )
+if figures.steps_waiting_on_paused:
+    st.caption(
+        f"{figures.steps_waiting_on_paused:,} pending steps past their time belong to paused campaigns: "
+        "they wait until the campaign is resumed (the gaps between steps are kept)."
+    )
 
 left, right = st.columns(2)
 with left:

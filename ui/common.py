@@ -16,6 +16,7 @@ from automations.domain.config import Settings, get_settings
 from automations.domain.db import Database
 from automations.domain.errors import Conflict, NotFound, ValidationError
 from automations.domain.timeutil import format_local, utcnow
+from automations.reports.overview import SilentHolder
 
 
 @st.cache_resource(show_spinner=False)
@@ -194,3 +195,16 @@ def rows(items: list[Any], **columns: Any) -> Any:
     if "status" in columns and table:
         return frame.style.map(_status_cell, subset=["status"])
     return frame
+
+
+def silent_holder_text(holder: SilentHolder, now: datetime) -> str:
+    """ "3 step(s) held by runner X, silent since 12:03; taken over at 12:04, when its claims expire." """
+    since = f"silent since {fmt(holder.silent_since, '%H:%M:%S')}" if holder.silent_since else "never heard from"
+    expiry = holder.lease_expires_at
+    if expiry is None:
+        when = "taken over by the next runner to tick"
+    elif expiry <= now:
+        when = f"taken over by the next runner to tick (its claims expired at {fmt(expiry, '%H:%M:%S')})"
+    else:
+        when = f"taken over at {fmt(expiry, '%H:%M:%S')}, when its claims expire"
+    return f"{holder.steps:,} step(s) held by runner {holder.runner_id}, {since}; {when}."

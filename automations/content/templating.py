@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import Template, TemplateSyntaxError, Undefined, nodes
-from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 # Compiling a template costs about a millisecond; rendering one, microseconds. A
@@ -169,65 +169,7 @@ def is_plainly_bounded(source: str) -> bool:
     return True
 
 
-def check_template(source: str) -> None:
-    """Raise `ContentError` with the reason when `source` cannot be used."""
-    if not source:
-        return
-    problem = _template_problem(source)
-    if problem is not None:
-        raise ContentError(problem)
-
-
-@lru_cache(maxsize=TEMPLATE_CACHE_SIZE)
-def _template_problem(source: str) -> str | None:
-    # The verdict depends on the source alone (the sample contact and the sandbox
-    # are fixed), so starting the 1,000th campaign from a template does not
-    # compile and trial-render its steps again.
-    try:
-        template = compile_template(source)
-    except TemplateSyntaxError as exc:
-        return f"template syntax error on line {exc.lineno}: {exc.message}"
-    if not is_plainly_bounded(source):
-        return _trial_in_worker(source)
-    try:
-        template.render(contact=contact_context(SAMPLE_CONTACT), **_extra_context())
-    except SecurityError as exc:
-        return f"template not allowed: {exc}"
-    except UndefinedError as exc:
-        return f"template refers to something that does not exist: {exc}"
-    except TemplateError as exc:
-        return f"template error: {exc}"
-    except Exception as exc:  # e.g. a division by zero in an expression
-        return f"template fails to render: {type(exc).__name__}: {exc}"
-    return None
-
-
-def _trial_in_worker(source: str) -> str | None:
-    """The trial render of a template that loops, calls or computes: in the
-    bounded renderer's worker, so a template bomb is refused within a second
-    instead of stalling the process that saves it."""
-    from automations.content.bounded import Field, shared_renderer
-
-    [rendered] = shared_renderer().render_many(
-        [([Field(source, MAX_VALUE_CHARS, "the template")], contact_context(SAMPLE_CONTACT), _extra_context())]
-    )
-    if rendered.texts is not None:
-        return None
-    if rendered.kind in ("size", "time", "memory"):
-        return f"template too costly to render: {rendered.problem}"
-    reasons = {
-        "SecurityError": "template not allowed",
-        "SizeBudgetExceeded": "template too costly to render",
-        "UndefinedError": "template refers to something that does not exist",
-    }
-    if rendered.exception in reasons:
-        return f"{reasons[rendered.exception]}: {rendered.message}"
-    if rendered.exception and rendered.exception.endswith("Error") and "Template" in rendered.exception:
-        return f"template error: {rendered.message}"
-    return f"template fails to render: {rendered.exception}: {rendered.message}"
-
-
-def _extra_context(campaign_name: str = "Sample campaign", step_name: str = "Sample step") -> dict[str, Any]:
+def extra_context(campaign_name: str = "Sample campaign", step_name: str = "Sample step") -> dict[str, Any]:
     return {"campaign": {"name": campaign_name}, "step": {"name": step_name}}
 
 
@@ -243,7 +185,7 @@ def render_for_context(source: str, context: Mapping[str, Any], *, campaign_name
     runner builds it once per step, for the subject and the body)."""
     if not source or "{" not in source:
         return source or ""
-    return compile_template(source).render(contact=context, **_extra_context(campaign_name, step_name))
+    return compile_template(source).render(contact=context, **extra_context(campaign_name, step_name))
 
 
 __all__ = [
@@ -253,7 +195,6 @@ __all__ = [
     "human_size",
     "is_plainly_bounded",
     "TEMPLATE_CACHE_SIZE",
-    "check_template",
     "compile_template",
     "render",
     "render_for_context",

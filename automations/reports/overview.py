@@ -35,7 +35,8 @@ class OverviewFigures:
     active_campaigns: int
     paused_campaigns: int
     steps_due_today: int
-    steps_overdue: int
+    steps_overdue: int  # pending, past their time, in active campaigns: due now, being executed
+    steps_waiting_on_paused: int  # pending, past their time, in paused campaigns: they wait for a resume
     followups: FollowUpCounts
     executed_last_7_days: int
     succeeded_last_7_days: int
@@ -101,16 +102,17 @@ def overview_figures(session: Session, now: datetime, tz: tzinfo) -> OverviewFig
         )
         or 0
     )
-    overdue = (
-        session.scalar(
-            select(func.count())
+    overdue_by_status = dict(
+        session.execute(
+            select(AutomationCampaign.status, func.count())
             .select_from(AutomationStep)
+            .join(AutomationCampaign, AutomationCampaign.id == AutomationStep.campaign_id)
             .where(
                 AutomationStep.status == StepStatus.PENDING.value,
                 AutomationStep.due_at < now - timedelta(minutes=5),
             )
-        )
-        or 0
+            .group_by(AutomationCampaign.status)
+        ).all()
     )
     success = (StepStatus.SENT.value, StepStatus.DONE.value)
     executed, succeeded, failed = session.execute(
@@ -124,7 +126,8 @@ def overview_figures(session: Session, now: datetime, tz: tzinfo) -> OverviewFig
         active_campaigns=int(by_status.get(CampaignStatus.ACTIVE.value, 0)),
         paused_campaigns=int(by_status.get(CampaignStatus.PAUSED.value, 0)),
         steps_due_today=int(due_today),
-        steps_overdue=int(overdue),
+        steps_overdue=int(overdue_by_status.get(CampaignStatus.ACTIVE.value, 0)),
+        steps_waiting_on_paused=int(overdue_by_status.get(CampaignStatus.PAUSED.value, 0)),
         followups=followup_counts(session, now, tz),
         executed_last_7_days=int(executed or 0),
         succeeded_last_7_days=int(succeeded or 0),
@@ -219,3 +222,50 @@ def runner_states(session: Session, now: datetime) -> list[RunnerState]:
         )
         for b in beats
     ]
+
+
+@dataclass(frozen=True)
+class SilentHolder:
+    """Steps claimed by a runner that stopped heartbeating (killed, frozen, cut
+    off): they stay `running` until their lease expires, then another runner
+    takes them over."""
+
+    runner_id: str
+    steps: int
+    silent_since: datetime | None  # its last heartbeat (None: it never wrote one)
+    lease_expires_at: datetime | None  # when the last of its claims may be taken over
+
+
+def silent_holders(session: Session, now: datetime, *, campaign_id: int | None = None) -> list[SilentHolder]:
+    """Runners holding running steps (of `campaign_id`, or any) that are silent
+    or whose claims lapsed."""
+    now = as_utc(now)
+    query = select(AutomationStep.claimed_by, func.count(), func.max(AutomationStep.lease_expires_at)).where(
+        AutomationStep.status == StepStatus.RUNNING.value
+    )
+    if campaign_id is not None:
+        query = query.where(AutomationStep.campaign_id == campaign_id)
+    held = session.execute(query.group_by(AutomationStep.claimed_by)).all()
+    if not held:
+        return []
+    beats = {
+        b.runner_id: b
+        for b in session.scalars(
+            select(RunnerHeartbeat).where(RunnerHeartbeat.runner_id.in_([r[0] for r in held if r[0]]))
+        )
+    }
+    silent = []
+    for runner_id, steps, lease in held:
+        beat = beats.get(runner_id or "")
+        quiet = beat is None or beat.stopped_at is not None or now - beat.last_tick_at > RUNNER_STALE_AFTER
+        lapsed = lease is not None and as_utc(lease) < now
+        if quiet or lapsed:
+            silent.append(
+                SilentHolder(
+                    runner_id or "?",
+                    int(steps),
+                    beat.last_tick_at if beat else None,
+                    as_utc(lease) if lease else None,
+                )
+            )
+    return silent

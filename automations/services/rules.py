@@ -16,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from automations.content.templating import ContentError, check_template
+from automations.content.checks import ContentError, check_template
 from automations.domain.errors import NotFound, ValidationError
 from automations.domain.models import (
     AutomationTemplate,

@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
-from automations.content.templating import ContentError, check_template
+from automations.content.checks import ContentError, check_template
 from automations.domain.errors import ValidationError
 from automations.domain.models import MessageType, TemplateCategory
 from automations.domain.netguard import BlockedTarget, check_url_static

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from automations.content import templating
-from automations.content.templating import (
-    ContentError,
-    check_template,
-    compile_template,
-    render,
-)
+from automations.content import checks, templating
+from automations.content.checks import ContentError, check_template
+from automations.content.templating import compile_template, render
 
 
 def test_a_source_is_compiled_once_and_renders_for_each_contact() -> None:
@@ -40,4 +36,4 @@ def test_a_refused_template_stays_refused_with_its_reason(source: str, words: st
 
 def test_the_caches_are_bounded() -> None:
     assert compile_template.cache_info().maxsize == templating.TEMPLATE_CACHE_SIZE
-    assert templating._template_problem.cache_info().maxsize == templating.TEMPLATE_CACHE_SIZE
+    assert checks._template_problem.cache_info().maxsize == templating.TEMPLATE_CACHE_SIZE

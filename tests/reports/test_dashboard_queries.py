@@ -16,9 +16,10 @@ from automations.reports.overview import (
     next_scheduled_steps,
     overview_figures,
     runner_states,
+    silent_holders,
 )
 from automations.reports.timelines import campaign_detail, contact_timeline
-from automations.services.campaigns import create_campaign
+from automations.services.campaigns import create_campaign, pause_campaign
 from automations.services.contact_import import import_contacts, preview_import
 from automations.services.contacts import create_contact
 from automations.services.followups import create_followup
@@ -115,3 +116,31 @@ def test_csv_without_a_header_is_refused() -> None:
     with pytest.raises(ValidationError) as caught:
         read_csv("Ann,Lee\n")
     assert "file" in caught.value.errors
+
+
+def test_overdue_steps_of_paused_campaigns_are_counted_apart(db: Database) -> None:
+    contact_id, _ = _campaign(db)
+    with db.session() as s:
+        other = create_campaign(s, {"name": "Later", "contact_id": contact_id, "steps": STEPS}, now=NOW)
+        pause_campaign(s, other.id, now=NOW)
+    with db.read_session() as s:
+        figures = overview_figures(s, NOW + timedelta(days=3), UTC)
+    # Two steps of the active campaign are due now; the paused one's wait for a resume.
+    assert (figures.steps_overdue, figures.steps_waiting_on_paused) == (2, 2)
+
+
+def test_steps_held_by_a_silent_runner_are_named_with_when_they_are_taken_over(db: Database) -> None:
+    _campaign(db)
+    lease = NOW + timedelta(seconds=30)
+    with db.session() as s:
+        s.add(RunnerHeartbeat(runner_id="gone", host="h", pid=1, started_at=NOW, last_tick_at=NOW))
+        s.add(
+            RunnerHeartbeat(runner_id="busy", host="h", pid=2, started_at=NOW, last_tick_at=NOW + timedelta(minutes=5))
+        )
+        first, second = s.scalars(select(AutomationStep).order_by(AutomationStep.position)).all()
+        first.status, first.claimed_by, first.claim_token, first.lease_expires_at = "running", "gone", "t1", lease
+        second.status, second.claimed_by, second.claim_token = "running", "busy", "t2"
+        second.lease_expires_at = NOW + timedelta(minutes=5, seconds=30)
+    with db.read_session() as s:
+        holders = silent_holders(s, NOW + timedelta(minutes=5))
+    assert [(h.runner_id, h.steps, h.silent_since, h.lease_expires_at) for h in holders] == [("gone", 1, NOW, lease)]
