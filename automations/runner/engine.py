@@ -194,6 +194,7 @@ class Runner:
         self._unreported = 0  # steps executed since the last heartbeat
         self._last_beat = time.monotonic()
         self._trouble: str | None = None  # why recording is stalled, for the heartbeat
+        self._trouble_seen: str | None = None  # a stall that ended, for the next heartbeat
 
     # --- channels ----------------------------------------------------------
 
@@ -313,9 +314,10 @@ class Runner:
                 recorded.retried.update(one.retried)
                 recorded.lost.extend(one.lost)
         if self._trouble is not None:
-            log.warning(
-                "the database answers again: %d result(s) recorded after %.0fs", len(results), time.monotonic() - began
-            )
+            waited = time.monotonic() - began
+            log.warning("the database answers again: %d result(s) recorded after %.0fs", len(results), waited)
+            # The next heartbeat says what happened, as the stalled one could not be written.
+            self._trouble_seen = f"{self._trouble.split(';')[0]}, recorded after {waited:.0f}s"
             self._trouble = None
         return recorded
 
@@ -495,6 +497,8 @@ class Runner:
         """Write the heartbeat with the steps executed since the previous one."""
         if self._trouble:
             errors = [*errors, self._trouble]
+        if self._trouble_seen:
+            errors = [*errors, self._trouble_seen]
         try:
             with self.db.session() as session:
                 beat(
@@ -508,6 +512,7 @@ class Runner:
                 )
             self._unreported = 0
             self._last_beat = time.monotonic()
+            self._trouble_seen = None
         except Exception:
             log.exception("could not record the heartbeat")
 

@@ -35,6 +35,7 @@ from automations.domain.models import (
     StepAttempt,
     StepStatus,
 )
+from automations.domain.timeutil import as_utc
 from automations.services.scheduling import LATE_GRACE
 
 S = AutomationStep
@@ -119,15 +120,16 @@ def record_results(
     }
 
     # A result already recorded (the commit went through but its answer was lost
-    # with the connection, and the recording was retried) is not logged twice.
-    unheld = [r.job for r in results if r.job.step_id not in held]
+    # with the connection, and the recording was retried) is not logged twice:
+    # its attempt row is there, with this runner's name and start time.
+    unheld = [r for r in results if r.job.step_id not in held]
     already = set()
     if unheld:
         already = {
-            (row.step_id, row.attempt_no)
+            (row.step_id, row.attempt_no, as_utc(row.started_at))
             for row in session.execute(
-                select(StepAttempt.step_id, StepAttempt.attempt_no).where(
-                    id_in(session, StepAttempt.step_id, [job.step_id for job in unheld]),
+                select(StepAttempt.step_id, StepAttempt.attempt_no, StepAttempt.started_at).where(
+                    id_in(session, StepAttempt.step_id, [r.job.step_id for r in unheld]),
                     StepAttempt.runner_id == runner_id,
                 )
             )
@@ -143,7 +145,7 @@ def record_results(
             outcome = FAILED
             delivery.detail = f"{delivery.detail} (no attempts left after {job.attempt_no})"
         valid = job.step_id in held
-        if not valid and (job.step_id, job.attempt_no) in already:
+        if not valid and (job.step_id, job.attempt_no, as_utc(r.started_at)) in already:
             continue
         detail = (
             delivery.detail

@@ -315,3 +315,42 @@ def test_sigterm_finishes_deliveries_in_flight_and_gives_back_the_rest(
     assert len(received) == 100 and set(received.values()) == {1}
     log = (tmp_path / "first.log").read_text()
     assert "gave back 84 step(s) not yet started" in log
+
+
+def test_a_runner_that_cannot_record_for_longer_than_its_lease_keeps_the_results_and_says_so(
+    sqlite_db: Database,
+) -> None:
+    from automations.domain.config import Settings
+    from automations.domain.models import RunnerHeartbeat
+    from automations.runner.engine import Runner
+
+    settings = Settings(_env_file=None, sqlite_busy_timeout=0.2)
+    db = Database(sqlite_db.url, settings=settings)
+    bulk_due_steps(db, 5, "task", utcnow() - timedelta(seconds=1))
+    runner = Runner(db, settings, runner_id="stuck", lease_seconds=1)
+    results = runner.execute(runner.claim(utcnow()))
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        connection = sqlite3.connect(sqlite_db.url.removeprefix("sqlite:///"), isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+        locked.set()
+        release.wait(10)
+        connection.execute("COMMIT")
+        connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    locked.wait(5)
+    threading.Timer(2.5, release.set).start()  # the database "comes back" after 2.5 s, past the 1 s lease
+    recorded = runner.record(results, None)
+    holder.join()
+    runner.tick()
+    runner.close()
+    assert sorted(recorded.final.values()) == ["done"] * 5 and recorded.lost == []
+    assert statuses(db) == {"done": 5}
+    with db.read_session() as s:
+        beat = s.get(RunnerHeartbeat, "stuck")
+        assert beat is not None and "cannot record results for" in (beat.last_error or "")
+        assert "recorded after" in (beat.last_error or "")
+    db.dispose()

@@ -217,3 +217,18 @@ def test_heartbeat_counts_steps_and_keeps_the_last_error(sqlite_db: Database) ->
     assert status.steps_done == 2
     assert "rules table unavailable" in (status.last_error or "")
     assert status.last_tick_at == NOW + timedelta(seconds=5)
+
+
+def test_a_recording_repeated_after_a_lost_answer_logs_the_attempt_once(db: Database) -> None:
+    """The commit went through but the runner did not hear so (connection cut) and
+    records again: the step stays done, with one attempt, and nothing is 'lost'."""
+    contact = add_contact(db, NOW)
+    add_campaign(db, contact, [task("a")], start_at=NOW, now=NOW)
+    r = runner(db, runner_id="solo")
+    results = r.execute(r.claim(NOW))
+    first = r.record(results, NOW)
+    again = r.record(results, NOW)
+    r.close()
+    steps, attempts = steps_and_attempts(db)
+    assert first.final == {steps[0].id: "done"} and again.lost == []
+    assert [(a.runner_id, a.outcome) for a in attempts] == [("solo", "done")]
