@@ -2,4 +2,6 @@ import sys
 
 from automations.cli.main import main
 
-sys.exit(main())
+# Guarded: worker processes started with "spawn" import the main module again.
+if __name__ == "__main__":
+    sys.exit(main())

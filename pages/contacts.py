@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from typing import Any
 
@@ -196,24 +197,42 @@ def _browse() -> None:
         _detail(by_id[chosen])
 
 
+ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1", "cp1250", "cp1251", "mac-roman"]
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
 def _import() -> None:
     st.write(
-        "A CSV file with a header row. Columns: "
+        "A CSV file with a header row, as spreadsheets save it (any encoding, comma, semicolon or tab). Columns: "
         + ", ".join(f"`{c}`" for c in STANDARD_COLUMNS)
         + "; any other column becomes a custom field. Only `first_name` is required."
     )
-    upload = st.file_uploader("CSV file", type=["csv"], key="ct_upload")
+    upload = st.file_uploader("CSV file", type=["csv", "txt", "tsv"], key="ct_upload")
     if upload is None:
         return
-    text = upload.getvalue().decode("utf-8-sig", errors="replace")
+    data = upload.getvalue()
+    c1, c2 = st.columns(2)
+    encoding = c1.selectbox(
+        "Encoding", ENCODINGS, index=None, placeholder="detect", key="ct_encoding",
+        help="Detected from the file; choose another if names look wrong in the preview.",
+    )  # fmt: skip
+    delimiter = c2.selectbox(
+        "Delimiter", list(DELIMITERS), format_func=DELIMITERS.get, index=None, placeholder="detect",
+        key="ct_delimiter",
+    )  # fmt: skip
     try:
         with get_db().read_session() as s:
-            preview = preview_import(s, text)
+            fmt, preview, total = preview_import(s, data, encoding=encoding, delimiter=delimiter)
     except ValidationError as exc:
-        st.error("; ".join(exc.errors.values()))
+        for field, problem in exc.errors.items():
+            st.error(f"{field.capitalize()}: {problem}")
         return
     bad = [r for r in preview if not r.ok]
-    st.caption(f"{len(preview) - len(bad)} valid rows will be imported · {len(bad)} rows have problems")
+    shown = f"of the first {len(preview):,} rows, " if total > len(preview) else ""
+    st.caption(
+        f"Read as **{fmt.encoding}**, **{fmt.delimiter_name}**-separated: {total:,} rows; "
+        f"{shown}{len(preview) - len(bad):,} are valid and {len(bad):,} have problems."
+    )
     st.dataframe(
         [
             {
@@ -231,26 +250,42 @@ def _import() -> None:
         width="stretch",
     )
     if st.button(
-        f"Import {len(preview) - len(bad)} valid rows",
+        f"Import the valid rows of {total:,}",
         type="primary",
         key="ct_import",
-        disabled=len(bad) == len(preview),
+        disabled=total == len(bad),
     ):
-        with get_db().session() as s:
-            result = import_contacts(s, text)
+        bar = st.progress(0.0, text="Importing…")
+
+        def progress(rows: int) -> None:
+            bar.progress(min(rows / max(total, 1), 1.0), text=f"Importing… {rows:,} of {total:,} rows read")
+
+        try:
+            result = import_contacts(
+                get_db().session, io.BytesIO(data), encoding=fmt.encoding, delimiter=fmt.delimiter, progress=progress
+            )
+        except ValidationError as exc:
+            bar.empty()
+            st.error("; ".join(f"{k}: {v}" for k, v in exc.errors.items()))
+            return
+        bar.empty()
         clear_reads()
         st.session_state["ct_import_result"] = (
             result.created,
             [
                 {"line": r.line, "problems": "; ".join(f"{k}: {v}" for k, v in r.errors.items())}
-                for r in result.rejected
+                for r in result.rejected[:10_000]
             ],
+            len(result.rejected),
         )
     outcome = st.session_state.get("ct_import_result")
     if outcome:
-        st.success(f"Imported {outcome[0]} contacts.")
-        if outcome[1]:
-            st.warning(f"{len(outcome[1])} rows were not imported:")
+        st.success(f"Imported {outcome[0]:,} contacts.")
+        if outcome[2]:
+            st.warning(
+                f"{outcome[2]:,} rows were not imported"
+                + (" (the first 10,000 listed):" if outcome[2] > 10_000 else ":")
+            )
             st.dataframe(outcome[1], hide_index=True, width="stretch")
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 
 from automations.api.deps import NO_NUL, Context, Limit, Offset, reject_nul
 from automations.api.schemas import (
@@ -13,11 +15,14 @@ from automations.api.schemas import (
     ContactOut,
     ContactPage,
     ContactUpdate,
+    ImportSummary,
     Problem,
     Responses,
 )
+from automations.domain.errors import ValidationError
 from automations.domain.models import Contact
 from automations.services import contacts
+from automations.services.contact_import import import_contacts
 from automations.services.contacts import ContactFilter
 
 router = APIRouter(prefix="/api/contacts", tags=["contacts"])
@@ -110,3 +115,38 @@ def delete_contact(
     with context.db.session() as session:
         contacts.delete_contact(session, contact_id, cancel_campaigns=cancel_campaigns, now=context.now())
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/import",
+    response_model=ImportSummary,
+    summary="Import contacts from a CSV file",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
+    },
+    responses={413: {"model": Problem, "description": "The file is larger than the import allows."}},
+)
+async def import_csv(
+    request: Request,
+    context: Context,
+    encoding: Annotated[str | None, Query(max_length=40, pattern=NO_NUL, description="Default: detected.")] = None,
+    delimiter: Annotated[str | None, Query(max_length=3, pattern=NO_NUL, description="Default: detected.")] = None,
+    dry_run: Annotated[bool, Query(description="Check every row, import nothing.")] = False,
+) -> ImportSummary:
+    """The body is the CSV file itself (`Content-Type: text/csv`), with a header row
+    (`first_name` required). The answer counts what was created and names every
+    rejected row with its line and problems, as the dashboard's import does."""
+    kind = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if kind not in ("text/csv", "application/csv", "text/plain", "application/octet-stream"):
+        raise ValidationError.single("body", "send the CSV file as the body with Content-Type: text/csv")
+    body = await request.body()
+    result = await run_in_threadpool(
+        import_contacts,
+        context.db.session,
+        io.BytesIO(body),
+        encoding=encoding,
+        delimiter=delimiter,
+        dry_run=dry_run,
+        now=context.now(),
+    )
+    return ImportSummary.model_validate(result.as_dict())

@@ -337,3 +337,18 @@ class ContactOut(BaseModel):
 class ContactPage(BaseModel):
     items: list[ContactOut] = doc("By last name, first name.")
     total: int = doc(ITEMS_TOTAL)
+
+
+class ImportRowProblem(BaseModel):
+    line: int = Field(description="Line in the file (the header is line 1).")
+    errors: dict[str, str] = Field(description="Each problem of the row, by field.")
+
+
+class ImportSummary(BaseModel):
+    encoding: str = Field(description="The encoding the file was read in.")
+    delimiter: str = Field(description="The delimiter the file was read with.")
+    rows: int = Field(description="Data rows read (blank lines left out).")
+    created: int = Field(description="Contacts created (with dry_run: that would be).")
+    rejected: int = Field(description="Rows not imported.")
+    dry_run: bool
+    errors: list[ImportRowProblem] = Field(description="The rejected rows (the first 1,000).")

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "automations.cli.core",
     "automations.cli.api",
     "automations.cli.export",
+    "automations.cli.imports",
 ]
 
 

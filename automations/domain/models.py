@@ -25,6 +25,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -171,7 +173,11 @@ class Contact(Base):
         order_by="ContactTag.tag",
     )
 
-    __table_args__ = (Index(None, "last_name", "first_name"),)
+    __table_args__ = (
+        Index(None, "last_name", "first_name"),
+        # Duplicate checks compare emails case-insensitively (see domain.search.email_in).
+        Index("ix_contacts_lower_email", func.lower(text("email"))),
+    )
 
     @property
     def full_name(self) -> str:
@@ -468,3 +474,17 @@ class AppSetting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class IdempotentRequest(Base):
+    """The first answer to a POST with an `Idempotency-Key` header, kept 24 hours
+    so that a client retrying after a timeout gets it again instead of a duplicate."""
+
+    __tablename__ = "idempotent_requests"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of method, path and body
+    status: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

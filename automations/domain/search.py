@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import false, func, or_
 
-from automations.domain.db import folding_for
+from automations.domain.db import folded, folding_for
 from automations.domain.models import Contact
 
 
@@ -29,3 +30,17 @@ def contact_matches(text: str, *, company: bool = True) -> Any:
     if company:
         conditions.append(lower(Contact.company).like(pattern, escape="\\"))
     return or_(*conditions)
+
+
+def email_in(emails: Collection[str]) -> Any:
+    """Condition: a contact's email is one of `emails` (lower-cased), ignoring
+    case. ASCII emails (nearly all) are found through the lower(email) index;
+    others need `folded`, which reads every row on SQLite."""
+    ascii_ = [e for e in emails if e.isascii()]
+    other = [e for e in emails if not e.isascii()]
+    conditions = []
+    if ascii_:
+        conditions.append(func.lower(Contact.email).in_(ascii_))
+    if other:
+        conditions.append(folded(Contact.email).in_(other))
+    return or_(*conditions) if conditions else false()

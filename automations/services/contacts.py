@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from automations.domain.db import folded
 from automations.domain.errors import Conflict, NotFound, ValidationError
 from automations.domain.models import (
     AutomationCampaign,
@@ -17,7 +16,7 @@ from automations.domain.models import (
     Contact,
     ContactTag,
 )
-from automations.domain.search import contact_matches
+from automations.domain.search import contact_matches, email_in
 from automations.domain.timeutil import utcnow
 from automations.services.campaigns import cancel_campaign
 from automations.services.events import record_event
@@ -39,7 +38,7 @@ def get_contact(session: Session, contact_id: int) -> Contact:
 def _check_email_free(session: Session, email: str | None, own_id: int | None = None) -> None:
     if not email:
         return
-    query = select(Contact.id).where(folded(Contact.email) == email.lower())
+    query = select(Contact.id).where(email_in([email.lower()]))
     if own_id is not None:
         query = query.where(Contact.id != own_id)
     other = session.scalar(query.limit(1))

@@ -106,25 +106,29 @@ def test_new_campaign_end_to_end(page: Page, dashboard: str, demo_database: Data
 
 
 def test_contacts_import_reports_bad_rows(page: Page, dashboard: str, demo_database: Database, tmp_path: Path) -> None:
+    """A file as Excel in Europe saves it: Windows-1252, semicolons, CRLF."""
     csv_file = tmp_path / "people.csv"
-    csv_file.write_text(
-        "first_name,last_name,email,phone\n"
-        "Imported,One,imported.one@example.com,+14155550199\n"
-        ",Nameless,nameless@example.com,\n"
-        "Imported,Two,not-an-email,\n"
-        "Imported,Three,,\n"
+    csv_file.write_bytes(
+        (
+            "first_name;last_name;email;phone\r\n"
+            "Imported;Müller;imported.one@example.com;+14155550199\r\n"
+            ";Nameless;nameless@example.com;\r\n"
+            "Imported;Two;not-an-email;\r\n"
+            "Imported;Ørsted;;\r\n"
+        ).encode("cp1252")
     )
     page.goto(f"{dashboard}/contacts")
     _ready(page, "Contacts")
     page.get_by_role("tab", name="Import CSV").click()
     page.locator('input[type="file"]').set_input_files(str(csv_file))
-    expect(page.get_by_text("2 valid rows will be imported · 2 rows have problems")).to_be_visible()
+    expect(page.get_by_text("semicolon-separated: 4 rows; 2 are valid and 2 have problems.")).to_be_visible()
+    expect(page.get_by_text("cp1252", exact=True)).to_be_visible()
     page.screenshot(path=str(_shot("contacts_import_preview")), full_page=True)
-    page.get_by_role("button", name="Import 2 valid rows").click()
+    page.get_by_role("button", name="Import the valid rows of 4").click()
     expect(page.get_by_text("Imported 2 contacts.")).to_be_visible()
     with demo_database.read_session() as s:
         imported = s.scalars(select(Contact.last_name).where(Contact.first_name == "Imported")).all()
-    assert sorted(imported) == ["One", "Three"]
+    assert sorted(imported) == ["Müller", "Ørsted"]
 
 
 def _shot(name: str) -> Path:

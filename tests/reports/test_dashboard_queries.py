@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -89,7 +90,8 @@ def test_csv_import_creates_valid_rows_and_reports_every_bad_one(db: Database) -
     with db.session() as s:
         create_contact(s, {"first_name": "Old", "email": "taken@example.com"})
     with db.read_session() as s:
-        preview = preview_import(s, CSV)
+        fmt, preview, total = preview_import(s, CSV.encode())
+    assert (fmt.encoding, fmt.delimiter, total) == ("utf-8", ",", 6)
     assert [(r.line, sorted(r.errors)) for r in preview] == [
         (2, []),
         (3, ["first_name"]),
@@ -98,8 +100,7 @@ def test_csv_import_creates_valid_rows_and_reports_every_bad_one(db: Database) -
         (6, ["email_opt_out"]),
         (7, []),
     ]
-    with db.session() as s:
-        result = import_contacts(s, CSV, now=NOW)
+    result = import_contacts(db.session, io.BytesIO(CSV.encode()), now=NOW)
     assert result.created == 2
     assert [r.line for r in result.rejected] == [3, 4, 5, 6]
     with db.read_session() as s:
@@ -110,12 +111,10 @@ def test_csv_import_creates_valid_rows_and_reports_every_bad_one(db: Database) -
         assert s.scalar(select(func.count()).select_from(Contact)) == 3
 
 
-def test_csv_without_a_header_is_refused() -> None:
-    from automations.services.contact_import import read_csv
-
+def test_csv_without_a_header_is_refused(sqlite_db: Database) -> None:
     with pytest.raises(ValidationError) as caught:
-        read_csv("Ann,Lee\n")
-    assert "file" in caught.value.errors
+        import_contacts(sqlite_db.session, io.BytesIO(b"Ann,Lee\n"))
+    assert "first_name" in caught.value.errors["file"]
 
 
 def test_overdue_steps_of_paused_campaigns_are_counted_apart(db: Database) -> None:
