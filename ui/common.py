@@ -5,6 +5,7 @@ Pages call `automations` through these; no SQL or business rules live here.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -99,6 +100,21 @@ def show_flash() -> None:
 SEEN = "_session_started"
 
 
+def signed_in() -> bool:
+    """When AUTOMATIONS_UI_PASSWORD is unset, or this session signed in less than
+    AUTOMATIONS_UI_SESSION_HOURS ago (an expired sign-in is forgotten here)."""
+    if get_settings().ui_password is None:
+        return True
+    since = st.session_state.get("signed_in_at")
+    if since is None:
+        return False
+    if time.time() - since > get_settings().ui_session_hours * 3600:
+        del st.session_state["signed_in_at"]
+        st.session_state["session_expired"] = True
+        return False
+    return True
+
+
 def _through_router() -> None:
     """Make sure a visitor's pages run inside the router (`app.py`).
 
@@ -117,7 +133,7 @@ def _through_router() -> None:
     if not PagesManager.uses_pages_directory:
         return
     PagesManager.uses_pages_directory = False
-    locked = get_settings().ui_password is not None and not st.session_state.get("authenticated")
+    locked = not signed_in()
     if first_run or locked:
         st.rerun()
 

@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI
 
 from automations.api.deps import ApiContext, require_token
 from automations.api.errors import install_error_handlers
+from automations.api.guard import RequestGuard
 from automations.api.schemas import Problem, Responses, ValidationProblem
 from automations.domain.config import Settings
 from automations.domain.db import Database
@@ -52,6 +53,8 @@ def create_app(db: Database, settings: Settings, *, clock: Callable[[], datetime
     )
     app.state.context = ApiContext(db=db, settings=settings, clock=clock)
     install_error_handlers(app)
+    # Token and body size before a route reads anything; Idempotency-Key on POST.
+    app.add_middleware(RequestGuard, db=db, settings=settings)
     for name in ROUTER_MODULES:
         app.include_router(
             importlib.import_module(name).router,

@@ -4,7 +4,10 @@
   `{"detail": ..., "errors": {field: problem}}`, one message per field;
 - `NotFound` -> 404, `Conflict` -> 409, a missing or wrong token -> 401
   (`{"detail": ...}`);
-- a write that collides with a concurrent one on a unique column -> 409.
+- a write that collides with a concurrent one on a unique column -> 409;
+- the database busy past its timeout or unreachable -> 503 with `Retry-After`;
+- anything else -> 500, as JSON too. Each request's transaction is rolled back
+  on any error, so an error answer never follows a write.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from automations.domain.db import is_transient
 from automations.domain.errors import Conflict, NotFound, ValidationError
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_S = 5
 
 # Where FastAPI found the problem; the field path starts after it.
 _LOCATIONS = {"body", "query", "path", "header", "cookie"}
@@ -103,6 +108,24 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=409,
             content={"detail": "the change conflicts with data written at the same time; retry"},
         )
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        # The request's transaction was rolled back (`Database.session`): nothing half-written.
+        if is_transient(exc):
+            log.warning("%s %s: database busy or unreachable: %s", request.method, request.url.path, exc.orig)
+            return JSONResponse(
+                status_code=503,
+                content={"detail": "the database is busy or unreachable; nothing was changed, retry shortly"},
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        log.error("%s %s: database error", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(status_code=500, content={"detail": "internal error; nothing was changed"})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s: unexpected error", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(status_code=500, content={"detail": "internal error; nothing was changed"})
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(_request: Request, exc: Unauthorized) -> JSONResponse:

@@ -350,5 +350,5 @@ class ImportSummary(BaseModel):
     rows: int = Field(description="Data rows read (blank lines left out).")
     created: int = Field(description="Contacts created (with dry_run: that would be).")
     rejected: int = Field(description="Rows not imported.")
-    dry_run: bool
+    dry_run: bool = Field(description="Whether nothing was written (dry_run=true).")
     errors: list[ImportRowProblem] = Field(description="The rejected rows (the first 1,000).")

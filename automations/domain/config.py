@@ -48,7 +48,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=5, ge=1, le=100)
 
     api_token: SecretStr | None = None
+    api_max_body: int = Field(default=1_048_576, ge=1024, le=1_073_741_824)  # bytes
     ui_password: SecretStr | None = None
+    ui_session_hours: float = Field(default=12.0, gt=0, le=24 * 365)
 
     @field_validator("timezone")
     @classmethod

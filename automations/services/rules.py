@@ -8,6 +8,7 @@ rules' history. The runner's evaluation loop is in `automations.runner.rules`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from automations.content.checks import ContentError, check_template
 from automations.domain.errors import NotFound, ValidationError
+from automations.domain.limits import json_problem
 from automations.domain.models import (
     AutomationTemplate,
     Contact,
@@ -106,6 +108,13 @@ class RuleInput(Input):
     action_config: dict[str, Any] = Field(default_factory=dict)
     stop_other_campaigns: bool = False
     reenroll_after_days: int | None = Field(default=None, ge=1, le=MAX_DELAY_DAYS)
+
+    @field_validator("trigger_config", "action_config", mode="before")
+    @classmethod
+    def _bounded_config(cls, value: Any) -> Any:
+        if isinstance(value, dict) and (problem := json_problem(value)):
+            raise ValueError(problem)
+        return value
 
 
 def _clean_trigger_config(trigger: str, config: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
@@ -382,17 +391,17 @@ class InboundEventInput(Input):
     name: str = Field(min_length=1, max_length=100, pattern=EVENT_NAME_PATTERN)
     payload: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("payload", mode="before")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        if isinstance(value, dict) and (problem := json_problem(value, max_bytes=MAX_EVENT_PAYLOAD)):
+            raise ValueError(problem)
+        return value
+
     @field_validator("payload")
     @classmethod
-    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        import json
-
-        try:
-            text = json.dumps(value)
-        except (TypeError, ValueError) as exc:
-            raise ValueError("must be a JSON object") from exc
-        if len(text) > MAX_EVENT_PAYLOAD:
-            raise ValueError(f"at most {MAX_EVENT_PAYLOAD} characters of JSON")
+    def _no_nul(cls, value: dict[str, Any]) -> dict[str, Any]:
+        text = json.dumps(value)
         if "\x00" in text or "\\u0000" in text:
             raise ValueError("must not contain NUL characters")
         return value

@@ -25,6 +25,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from automations.content.checks import ContentError, check_template
 from automations.domain.errors import ValidationError
+from automations.domain.limits import custom_fields_problem, json_problem
 from automations.domain.models import MessageType, TemplateCategory
 from automations.domain.netguard import BlockedTarget, check_url_static
 from automations.domain.timeutil import as_utc
@@ -66,6 +67,13 @@ class StepInput(Input):
     @classmethod
     def _none_is_empty(cls, value: Any) -> Any:
         return "" if value is None else value
+
+    @field_validator("webhook_payload", mode="before")
+    @classmethod
+    def _bounded_payload(cls, value: Any) -> Any:
+        if value is not None and (problem := json_problem(value)):
+            raise ValueError(problem)
+        return value
 
     @field_validator("subject", "body")
     @classmethod
@@ -216,6 +224,13 @@ class ContactInput(Input):
             if tag not in tags:
                 tags.append(tag)
         return tags
+
+    @field_validator("custom_fields", mode="before")
+    @classmethod
+    def _bounded_custom_fields(cls, value: Any) -> Any:
+        if isinstance(value, dict) and (problem := custom_fields_problem(value)):
+            raise ValueError(problem)
+        return value
 
     @field_validator("custom_fields")
     @classmethod

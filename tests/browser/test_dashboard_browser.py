@@ -169,3 +169,47 @@ def test_a_bookmarked_page_opened_first_shows_the_app_navigation(
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_before_sign_in_only_the_form_exists_and_wrong_passwords_slow_down(
+    page: Page, demo_database: Database, tmp_path: Path
+) -> None:
+    from tests.browser.conftest import start_dashboard
+
+    process, url = start_dashboard(demo_database.url, tmp_path / "streamlit.log", {"AUTOMATIONS_UI_PASSWORD": "pw"})
+    try:
+        for path in ("common", "steps_editor", "campaigns"):  # old helper URLs, then a page
+            page.goto(f"{url}/{path}")
+            expect(page.get_by_label("Password", exact=True)).to_be_visible()
+            expect(page.locator('[data-testid="stSidebarNav"]')).to_have_count(0)
+            expect(page.get_by_text("Lovelace")).to_have_count(0)
+        _settled(page)
+        password = page.get_by_label("Password", exact=True)
+        sign_in = page.get_by_role("button", name="Sign in")
+        password.fill("guess")
+        sign_in.click()
+        expect(page.get_by_text("Wrong password. Wait 1 s before the next try.")).to_be_visible()
+        # Keep guessing: each counted failure doubles the wait (a refused try does not count).
+        for _ in range(40):
+            if page.get_by_text("Wait 8 s before the next try.").count():
+                break
+            _settled(page)
+            page.wait_for_timeout(300)
+            password.fill("guess")
+            sign_in.click()
+            _settled(page)
+        expect(page.get_by_text("Wrong password. Wait 8 s before the next try.")).to_be_visible()
+        password.fill("pw")
+        sign_in.click()
+        expect(page.get_by_text("Too many wrong passwords: wait", exact=False)).to_be_visible()
+        _settled(page)
+        page.wait_for_timeout(8500)
+        password.fill("pw")
+        sign_in.click()
+        _ready(page, "Campaigns")  # the page the bookmark asked for
+        expect(page.locator('[data-testid="stSidebarNav"]').get_by_text("Overview", exact=True)).to_be_visible()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    log = (tmp_path / "streamlit.log").read_text()
+    assert "wrong dashboard password from" in log and "guess" not in log

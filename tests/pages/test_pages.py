@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -275,10 +276,38 @@ def test_login_gate_asks_for_the_password(app_db: Database, monkeypatch: pytest.
     assert not at.metric and "Overview" not in texts(at)
     at.text_input[0].input("wrong")
     at.button[0].click().run()
-    assert "Wrong password." in [e.value for e in at.error]
+    assert [e.value for e in at.error] == ["Wrong password. Wait 1 s before the next try."]
+    at.text_input[0].input("wrong again")
+    at.button[0].click().run()
+    assert [e.value for e in at.error] == ["Too many wrong passwords: wait 1 s before the next try."]
+    time.sleep(1.1)
+    at.text_input[0].input("still wrong")
+    at.button[0].click().run()
+    assert [e.value for e in at.error] == ["Wrong password. Wait 2 s before the next try."]  # doubled
+    at.text_input[0].input("s3cret")
+    at.button[0].click().run()
+    assert "wait" in at.error[0].value  # even the right password waits its turn
+    time.sleep(2.1)
     at.text_input[0].input("s3cret")
     at.button[0].click().run()
     assert any("Overview" in t.value for t in at.title)
+
+
+def test_a_sign_in_expires_after_the_session_hours(app_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    from automations.domain.config import get_settings
+    from tests.pages.conftest import ROOT
+
+    monkeypatch.setenv("AUTOMATIONS_UI_PASSWORD", "s3cret")
+    monkeypatch.setenv("AUTOMATIONS_UI_SESSION_HOURS", "0.0001")  # a third of a second
+    get_settings.cache_clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30).run()
+    at.text_input[0].input("s3cret")
+    at.button[0].click().run()
+    assert any("Overview" in t.value for t in at.title)
+    time.sleep(0.5)
+    at.run()
+    assert [t.label for t in at.text_input] == ["Password"]
+    assert "Your session expired: sign in again." in [i.value for i in at.info]
 
 
 @pytest.mark.parametrize("page", ["contacts", "campaigns", "calendar", "statistics", "rules", "settings"])
