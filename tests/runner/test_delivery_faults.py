@@ -141,7 +141,7 @@ def test_postgresql_connections_terminated_while_recording_repeat_nothing(
                         {"n": name},
                     ).all()
                 )
-            time.sleep(random.uniform(0.2, 0.8))
+            time.sleep(random.uniform(0.05, 0.3))
         wait_until(lambda: open_steps(pg_db) == 0, 120, "every step to be recorded")
         assert stop_all(runners) == [0, 0]
         received = webhook_ids(sink)
@@ -150,7 +150,9 @@ def test_postgresql_connections_terminated_while_recording_repeat_nothing(
     assert_each_once(received, pg_db, "webhook")
     assert statuses(pg_db) == {"sent": 400}
     logs = "".join((tmp_path / f"r{i}.log").read_text() for i in range(2))
-    assert "retrying" in logs or "tick job steps failed" in logs, "the faults were seen"
+    # The bursts cut transactions in flight (not only idle pooled connections).
+    signs = ("retrying", "tick job steps failed", "could not renew", "could not record the heartbeat")
+    assert any(sign in logs for sign in signs), "the faults were seen"
 
 
 @contextmanager
