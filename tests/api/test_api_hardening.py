@@ -4,8 +4,6 @@ new, and a busy database answers 503 with Retry-After."""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 
 import pytest
@@ -17,6 +15,7 @@ from automations.domain.config import Settings
 from automations.domain.db import Database
 from automations.domain.models import AutomationCampaign, AutomationStep, Contact, ContactEvent
 from tests.api.conftest import AUTH, EMAIL_STEP, TOKEN, api_settings
+from tests.channels.support import sqlite_write_lock
 
 CAMPAIGNS = "/api/automation/campaigns/"
 
@@ -115,25 +114,8 @@ def test_a_database_locked_past_its_timeout_answers_503_with_retry_after(sqlite_
     settings = Settings(_env_file=None, api_token=TOKEN, sqlite_busy_timeout=0.3)
     db = Database(sqlite_db.url, settings=settings)
     before = _counts(db)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        connection = sqlite3.connect(sqlite_db.url.removeprefix("sqlite:///"), isolation_level=None)
-        connection.execute("BEGIN IMMEDIATE")
-        locked.set()
-        release.wait(10)
-        connection.execute("COMMIT")
-        connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    locked.wait(5)
-    try:
-        with TestClient(create_app(db, settings), headers=AUTH) as client:
-            answer = client.post("/api/contacts/", json={"first_name": "Ann"})
-    finally:
-        release.set()
-        holder.join()
+    with sqlite_write_lock(sqlite_db), TestClient(create_app(db, settings), headers=AUTH) as client:
+        answer = client.post("/api/contacts/", json={"first_name": "Ann"})
     assert answer.status_code == 503, answer.text
     assert answer.headers["retry-after"] == "5" and "nothing was changed" in answer.json()["detail"]
     assert _counts(db) == before

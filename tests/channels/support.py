@@ -311,3 +311,31 @@ def steps_and_attempts(db: Database) -> tuple[list[AutomationStep], list[StepAtt
         )
         s.expunge_all()  # keep the loaded values after the read transaction ends
         return found
+
+
+@contextmanager
+def sqlite_write_lock(db: Database, *, release_after: float | None = None) -> Iterator[threading.Event]:
+    """Another writer holding `db`'s SQLite write lock (`BEGIN IMMEDIATE`) until
+    the block ends, or until `release_after` seconds (set the yielded event to
+    release it sooner)."""
+    import sqlite3
+
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        connection = sqlite3.connect(db.url.removeprefix("sqlite:///"), isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+        locked.set()
+        release.wait(release_after if release_after is not None else 30)
+        connection.execute("COMMIT")
+        connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    locked.wait(5)
+    try:
+        yield release
+    finally:
+        if release_after is None:
+            release.set()
+        holder.join()

@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from automations.domain.db import Database
 from automations.domain.models import AutomationStep, StepAttempt
 from automations.domain.timeutil import utcnow
-from tests.channels.support import Reply, bulk_due_steps, http_server, smtp_server
+from tests.channels.support import Reply, bulk_due_steps, http_server, smtp_server, sqlite_write_lock
 from tests.conftest import POSTGRES_URL
 from tests.runner.test_runner_processes import open_steps, step_keys, wait_until, webhook_ids
 
@@ -332,22 +332,9 @@ def test_a_runner_that_cannot_record_for_longer_than_its_lease_keeps_the_results
     bulk_due_steps(db, 5, "task", utcnow() - timedelta(seconds=1))
     runner = Runner(db, settings, runner_id="stuck", lease_seconds=1)
     results = runner.execute(runner.claim(utcnow()))
-    locked, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        connection = sqlite3.connect(sqlite_db.url.removeprefix("sqlite:///"), isolation_level=None)
-        connection.execute("BEGIN IMMEDIATE")
-        locked.set()
-        release.wait(10)
-        connection.execute("COMMIT")
-        connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    locked.wait(5)
-    threading.Timer(2.5, release.set).start()  # the database "comes back" after 2.5 s, past the 1 s lease
-    recorded = runner.record(results, None)
-    holder.join()
+    # The database "comes back" after 2.5 s, past the 1 s lease.
+    with sqlite_write_lock(sqlite_db, release_after=2.5):
+        recorded = runner.record(results, None)
     runner.tick()
     runner.close()
     assert sorted(recorded.final.values()) == ["done"] * 5 and recorded.lost == []
