@@ -12,8 +12,6 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,42 +28,7 @@ from automations.domain.models import AutomationStep, StepAttempt
 from automations.domain.timeutil import utcnow
 from tests.channels.support import Reply, bulk_due_steps, http_server, smtp_server, sqlite_write_lock
 from tests.conftest import POSTGRES_URL
-from tests.runner.test_runner_processes import open_steps, step_keys, wait_until, webhook_ids
-
-ROOT = Path(__file__).resolve().parents[2]
-SECRET = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ="
-
-
-def start(url: str, tmp_path: Path, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AUTOMATIONS_")},
-        "AUTOMATIONS_DATABASE_URL": url,
-        "AUTOMATIONS_OUTBOX_DIR": str(tmp_path / "box"),
-        "AUTOMATIONS_WEBHOOK_ALLOW_PRIVATE": "1",
-        "AUTOMATIONS_WEBHOOK_SECRET": SECRET,
-        **(env or {}),
-    }
-    log = (tmp_path / f"{name}.log").open("a")
-    return subprocess.Popen(
-        [sys.executable, "runner.py", "--runner-id", name, *args],
-        cwd=ROOT,
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def stop_all(processes: list[subprocess.Popen[str]]) -> list[int]:
-    for p in processes:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    return [p.wait(timeout=60) for p in processes]
-
-
-def statuses(db: Database) -> dict[str, int]:
-    with db.read_session() as s:
-        return dict(s.execute(select(AutomationStep.status, func.count()).group_by(AutomationStep.status)).all())
+from tests.runner.support import open_steps, start_runner, statuses, step_keys, stop_all, wait_until, webhook_ids
 
 
 def assert_each_once(received: collections.Counter[str], db: Database, message_type: str) -> None:
@@ -97,7 +60,7 @@ def test_a_slow_smtp_relay_gets_every_email_once(
         sink.delay = delay
         bulk_due_steps(db, count, "email", utcnow() - timedelta(seconds=1))
         env = {"AUTOMATIONS_SMTP_HOST": "127.0.0.1", "AUTOMATIONS_SMTP_PORT": str(port)}
-        runners = [start(db.url, tmp_path, f"r{i}", *args, env=env) for i in range(2)]
+        runners = [start_runner(db.url, tmp_path, f"r{i}", *args, env=env) for i in range(2)]
         wait_until(lambda: open_steps(db) == 0, count / 2 * delay + 90, "every email to be recorded")
         assert stop_all(runners) == [0, 0]
         received = collections.Counter(sink.message_ids())
@@ -125,7 +88,7 @@ def test_postgresql_connections_terminated_while_recording_repeat_nothing(
         sink.on("/hook", *[Reply(200, delay=0.02) for _ in range(400)])
         bulk_due_steps(pg_db, 400, "webhook", utcnow() - timedelta(seconds=1), url=sink.url())
         runners = [
-            start(
+            start_runner(
                 url, tmp_path, f"r{i}", "--batch-size", "50", "--concurrency", "4", "--interval", "0.3", "--lease", "5"
             )
             for i in range(2)
@@ -188,7 +151,7 @@ def test_a_sqlite_writer_holding_the_lock_past_the_busy_timeout_repeats_nothing(
         sink.on("/hook", *[Reply(200, delay=0.02) for _ in range(300)])
         bulk_due_steps(sqlite_db, 300, "webhook", utcnow() - timedelta(seconds=1), url=sink.url())
         env = {"AUTOMATIONS_SQLITE_BUSY_TIMEOUT": "1"}
-        runner = start(sqlite_db.url, tmp_path, "r0", "--batch-size", "50", "--concurrency", "4", env=env)
+        runner = start_runner(sqlite_db.url, tmp_path, "r0", "--batch-size", "50", "--concurrency", "4", env=env)
         wait_until(lambda: len(sink.requests) >= 10, 30, "the runner to start sending")
         with sqlite_lock_holder(path, hold=3.0, pause=1.0) as held:
             time.sleep(9)
@@ -217,7 +180,7 @@ def test_a_kill_storm_loses_nothing_and_keeps_the_order_of_steps(
     with http_server() as sink:
         sink.on("/hook", *[Reply(200, delay=0.1) for _ in range(campaigns * 3)])
         bulk_due_steps(db, campaigns, "webhook", utcnow() - timedelta(seconds=1), url=sink.url(), steps_per_campaign=2)
-        processes = [start(db.url, tmp_path, f"r{i}", *args) for i in range(runners)]
+        processes = [start_runner(db.url, tmp_path, f"r{i}", *args) for i in range(runners)]
         deadline = time.monotonic() + 180
         while open_steps(db) and time.monotonic() < deadline:
             time.sleep(rng.uniform(0.8, 2.0))
@@ -226,7 +189,7 @@ def test_a_kill_storm_loses_nothing_and_keeps_the_order_of_steps(
                 processes[i].send_signal(signal.SIGKILL)
                 processes[i].wait(timeout=10)
                 kills += 1
-                processes[i] = start(db.url, tmp_path, f"r{i}", *args)
+                processes[i] = start_runner(db.url, tmp_path, f"r{i}", *args)
         wait_until(lambda: open_steps(db) == 0, 60, "the runners to drain every step")
         stop_all(processes)
         with sink.lock:
@@ -266,12 +229,12 @@ def test_a_killed_runners_steps_are_taken_over_within_the_lease_plus_an_interval
     with http_server() as sink:
         sink.on("/hook", *[Reply(200, delay=120) for _ in range(16)])  # the doomed runner's deliveries hang
         bulk_due_steps(sqlite_db, 20, "webhook", utcnow() - timedelta(seconds=1), url=sink.url())
-        doomed = start(sqlite_db.url, tmp_path, "doomed")
+        doomed = start_runner(sqlite_db.url, tmp_path, "doomed")
         wait_until(lambda: len(sink.requests) >= 16, 30, "the doomed runner's deliveries")
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(timeout=10)
         killed_at = time.monotonic()
-        heir = start(sqlite_db.url, tmp_path, "heir")
+        heir = start_runner(sqlite_db.url, tmp_path, "heir")
         wait_until(lambda: open_steps(sqlite_db) == 0, 60, "the heir to take every step over")
         takeover = time.monotonic() - killed_at
         assert stop_all([heir]) == [0]
@@ -295,7 +258,7 @@ def test_sigterm_finishes_deliveries_in_flight_and_gives_back_the_rest(
         sink.on("/hook", *[Reply(200, delay=30) for _ in range(16)])  # hangs past the timeout
         bulk_due_steps(db, 100, "webhook", utcnow() - timedelta(seconds=1), url=sink.url())
         env = {"AUTOMATIONS_WEBHOOK_TIMEOUT": str(timeout)}
-        runner = start(db.url, tmp_path, "first", env=env)
+        runner = start_runner(db.url, tmp_path, "first", env=env)
         wait_until(lambda: len(sink.requests) >= 16, 30, "16 deliveries in flight")
         sent_at = time.monotonic()
         runner.send_signal(signal.SIGTERM)
@@ -310,7 +273,7 @@ def test_sigterm_finishes_deliveries_in_flight_and_gives_back_the_rest(
         assert not [r for r in rows if r.status == "running"]
         # Another runner takes the given-back steps at once, without waiting for a lease.
         began = time.monotonic()
-        second = start(db.url, tmp_path, "second", "--interval", "1", env=env)
+        second = start_runner(db.url, tmp_path, "second", "--interval", "1", env=env)
         wait_until(lambda: statuses(db).get("sent", 0) >= 84, 20, "the second runner to send the rest")
         assert time.monotonic() - began < 15
         assert stop_all([second]) == [0]

@@ -21,7 +21,7 @@ from automations.domain.db import Database
 from automations.domain.models import AutomationStep
 from automations.domain.timeutil import utcnow
 from tests.channels.support import bulk_due_steps
-from tests.runner.test_delivery_faults import start, statuses
+from tests.runner.support import start_runner, statuses
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,7 +130,7 @@ def test_bombs_fail_their_step_with_the_reason_and_the_rest_goes_out(
 def test_a_runner_rendering_cpu_bombs_answers_sigterm(sqlite_db: Database, tmp_path: Path) -> None:
     due = utcnow() - timedelta(seconds=1)
     bulk_due_steps(sqlite_db, 4, "task", due, subject=NESTED_LOOPS, body="notes")
-    runner = start(sqlite_db.url, tmp_path, "busy")
+    runner = start_runner(sqlite_db.url, tmp_path, "busy")
     time.sleep(2.5)  # the runner is inside its first batch's renders
     sent = time.monotonic()
     runner.send_signal(signal.SIGTERM)

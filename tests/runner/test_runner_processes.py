@@ -4,12 +4,7 @@ exactly once (counted at the sink by idempotency key)."""
 
 from __future__ import annotations
 
-import collections
-import os
 import signal
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,64 +14,10 @@ from sqlalchemy import func, select
 from automations.domain.db import Database
 from automations.domain.models import AutomationStep, ScheduledFollowUp, StepAttempt
 from automations.domain.timeutil import utcnow
-from tests.channels.support import HttpSink, Reply, bulk_due_steps, http_server
+from tests.channels.support import Reply, bulk_due_steps, http_server
+from tests.runner.support import open_steps, start_runner, step_keys, stop_all, wait_until, webhook_ids
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def start_runner(db: Database, tmp_path: Path, name: str, *args: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "AUTOMATIONS_DATABASE_URL": db.url,
-        "AUTOMATIONS_OUTBOX_DIR": str(tmp_path / "box"),
-        "AUTOMATIONS_WEBHOOK_ALLOW_PRIVATE": "1",
-        "AUTOMATIONS_WEBHOOK_SECRET": "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ=",
-    }
-    log = (tmp_path / f"{name}.log").open("w")
-    return subprocess.Popen(
-        [sys.executable, "runner.py", "--runner-id", name, *args],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def open_steps(db: Database) -> int:
-    with db.read_session() as s:
-        return (
-            s.scalar(
-                select(func.count())
-                .select_from(AutomationStep)
-                .where(AutomationStep.status.in_(("pending", "running")))
-            )
-            or 0
-        )
-
-
-def wait_until(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def stop(process: subprocess.Popen[str]) -> int:
-    process.send_signal(signal.SIGTERM)
-    return process.wait(timeout=30)
-
-
-def webhook_ids(sink: HttpSink) -> collections.Counter[str]:
-    with sink.lock:
-        return collections.Counter(r.headers["webhook-id"] for r in sink.requests)
-
-
-def step_keys(db: Database, message_type: str) -> set[str]:
-    with db.read_session() as s:
-        return set(s.scalars(select(AutomationStep.idempotency_key).where(AutomationStep.message_type == message_type)))
 
 
 @pytest.mark.slow
@@ -85,7 +26,7 @@ def test_killed_runner_loses_nothing_and_repeats_keep_their_key(sqlite_db: Datab
         sink.on("/hook", *[Reply(200, delay=0.1) for _ in range(200)])
         bulk_due_steps(sqlite_db, 60, "webhook", utcnow() - timedelta(seconds=1), url=sink.url())
         first = start_runner(
-            sqlite_db,
+            sqlite_db.url,
             tmp_path,
             "doomed",
             "--batch-size",
@@ -103,9 +44,9 @@ def test_killed_runner_loses_nothing_and_repeats_keep_their_key(sqlite_db: Datab
         with sqlite_db.read_session() as s:
             orphaned = set(s.scalars(select(AutomationStep.idempotency_key).where(AutomationStep.status == "running")))
         assert orphaned, "the runner was killed with steps in hand"
-        second = start_runner(sqlite_db, tmp_path, "heir", "--lease", "3", "--interval", "0.5")
+        second = start_runner(sqlite_db.url, tmp_path, "heir", "--lease", "3", "--interval", "0.5")
         wait_until(lambda: open_steps(sqlite_db) == 0, 60, "the second runner to finish")
-        assert stop(second) == 0
+        assert stop_all([second]) == [0]
         received = webhook_ids(sink)
     keys = step_keys(sqlite_db, "webhook")
     assert set(received) == keys  # nothing lost
@@ -127,11 +68,11 @@ def drain_with_runners(db: Database, tmp_path: Path, runners: int, webhooks: int
         bulk_due_steps(db, webhooks, "webhook", due, url=sink.url())
         bulk_due_steps(db, tasks, "task", due)
         processes = [
-            start_runner(db, tmp_path, f"r{i}", "--interval", "0.3", "--batch-size", "100", "--concurrency", "4")
+            start_runner(db.url, tmp_path, f"r{i}", "--interval", "0.3", "--batch-size", "100", "--concurrency", "4")
             for i in range(runners)
         ]
         wait_until(lambda: open_steps(db) == 0, 120, "the runners to drain every step")
-        codes = [stop(p) for p in processes]
+        codes = stop_all(processes)
         received = webhook_ids(sink)
     assert codes == [0] * runners
     assert set(received) == step_keys(db, "webhook")
