@@ -3,8 +3,6 @@ with its actions (pause, resume, cancel, delete, duplicate, save as template, ed
 
 from __future__ import annotations
 
-import math
-
 import streamlit as st
 
 from automations.domain.errors import NotFound
@@ -16,6 +14,8 @@ from automations.services import campaigns as service
 from automations.services.campaigns import CampaignFilter, CampaignRow
 from automations.services.templates import TemplateSummary, list_templates
 from ui.common import (
+    LIVE_SECONDS,
+    READ_TTL,
     action,
     badge,
     db_url,
@@ -29,14 +29,15 @@ from ui.common import (
     type_label,
 )
 from ui.steps_editor import load_steps, steps_editor
+from ui.tables import clickable_table, page_controls, page_download, page_of, read_page
 
-PAGE_SIZE = 50
+TABLE = "camp_list"
 
 
-@st.cache_data(ttl=30, show_spinner=False)
-def _page(url: str, filters: CampaignFilter, offset: int) -> tuple[list[CampaignRow], int]:
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def _page(url: str, filters: CampaignFilter, offset: int, limit: int) -> tuple[list[CampaignRow], int]:
     with get_db().read_session() as s:
-        return service.list_campaigns(s, filters, limit=PAGE_SIZE, offset=offset)
+        return service.list_campaigns(s, filters, limit=limit, offset=offset)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -45,7 +46,7 @@ def _templates(url: str) -> list[TemplateSummary]:
         return list_templates(s)
 
 
-@st.cache_data(ttl=30, show_spinner=False)
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
 def _detail(url: str, campaign_id: int) -> CampaignDetail | None:
     with get_db().read_session() as s:
         try:
@@ -62,7 +63,14 @@ def _filters() -> CampaignFilter:
     template = c3.selectbox(
         "Template", list(templates), format_func=templates.get, index=None, key="camp_template", placeholder="any"
     )
-    kind = c4.selectbox("Message type", [m.value for m in MessageType], index=None, key="camp_type", placeholder="any")
+    kind = c4.selectbox(
+        "Message type",
+        [m.value for m in MessageType],
+        index=None,
+        key="camp_type",
+        placeholder="any",
+        format_func=type_label,
+    )
     contact = st.session_state.get("camp_contact")
     if contact:
         st.caption(f"Only the campaigns of contact #{contact}.")
@@ -72,76 +80,90 @@ def _filters() -> CampaignFilter:
     return CampaignFilter(status=status, contact_id=contact, template_id=template, message_type=kind, search=search)
 
 
-def _list(filters: CampaignFilter) -> int | None:
-    page_no = st.session_state.get("camp_page", 1)
-    found, total = _page(db_url(), filters, (page_no - 1) * PAGE_SIZE)
+def _next_step(row: CampaignRow) -> str:
+    return f"{type_label(row.next_step_type)} · {row.next_step_name}" if row.next_step_name else "—"
+
+
+@st.fragment(run_every=LIVE_SECONDS)
+def _list(filters: CampaignFilter) -> None:
+    """The page of campaigns, read again every few seconds (the runner moves them on)."""
+    found, total = read_page(TABLE, lambda offset, limit: _page(db_url(), filters, offset, limit))
     if not total:
         if filters == CampaignFilter():
             st.info("No campaign yet. Create one on **New Campaign**.", icon=":material/add_circle:")
             st.page_link("pages/new_campaign.py", label="New Campaign", icon=":material/add_circle:")
         else:
             st.info("No campaign matches these filters. Clear a filter to see more.", icon=":material/search:")
-        return None
-    pages = max(1, math.ceil(total / PAGE_SIZE))
-    st.caption(f"{total:,} campaigns · page {page_no} of {pages:,}")
-    st.dataframe(
-        rows(
-            found,
-            id="id",
-            campaign="name",
-            status=lambda r: status_label(r.status),
-            progress=lambda r: round(r.progress * 100),
-            steps=lambda r: f"{r.steps_finished}/{r.steps_total}",
-            contact="contact_name",
-            template=lambda r: r.template_name or "—",
-            next_step=lambda r: f"{type_label(r.next_step_type)} {r.next_step_name}" if r.next_step_name else "—",
-            next_at=lambda r: fmt(r.next_step_at),
-        ),
-        hide_index=True,
-        width="stretch",
-        height=min(38 + 35 * len(found), 600),
+        return
+    st.caption("Click a row to open the campaign.")
+    frame = rows(
+        found,
+        id="id",
+        campaign="name",
+        status=lambda r: status_label(r.status),
+        progress=lambda r: round(r.progress * 100),
+        steps=lambda r: f"{r.steps_finished}/{r.steps_total}",
+        contact="contact_name",
+        template=lambda r: r.template_name or "—",
+        next_step=_next_step,
+        next_step_at=lambda r: fmt(r.next_step_at) if r.next_step_at else "—",
+    )
+    picked = clickable_table(
+        TABLE,
+        frame,
+        [r.id for r in found],
+        version=(filters, page_of(TABLE)),
+        height=38 + 35 * len(found),
         column_config={
-            "id": st.column_config.NumberColumn("#", width="small"),
-            "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=100, format="%.0f%%"),
-            "next_at": st.column_config.TextColumn("next step at"),
-            "next_step": st.column_config.TextColumn("next step"),
+            "id": st.column_config.NumberColumn("#", width=60),
+            "campaign": st.column_config.TextColumn(width="medium"),
+            "status": st.column_config.TextColumn(width=95),
+            "progress": st.column_config.ProgressColumn(
+                "progress", min_value=0, max_value=100, format="%.0f%%", color="blue", width=110
+            ),
+            "steps": st.column_config.TextColumn(width=60),
+            "contact": st.column_config.TextColumn(width="medium"),
+            "template": st.column_config.TextColumn(width="medium"),
+            "next step": st.column_config.TextColumn(width="medium"),
+            "next step at": st.column_config.TextColumn(width=140),
         },
     )
-    if pages > 1:
-        st.number_input("Page", min_value=1, max_value=pages, step=1, key="camp_page")
-    choices = {r.id: f"#{r.id} · {r.name} · {r.contact_name}" for r in found}
-    return st.selectbox(
-        "Open a campaign",
-        list(choices),
-        format_func=choices.get,
-        index=None,
-        key="camp_open",
-        placeholder="Choose a campaign to see its steps",
-    )
+    page_controls(TABLE, total, len(found), "Campaigns")
+    page_download(TABLE, frame, f"campaigns-page-{st.session_state[f'{TABLE}_page']}.csv")
+    if picked is not None:
+        _open(picked)
+        st.rerun()
+
+
+def _open(campaign_id: int | None) -> None:
+    """Show `campaign_id` under the list (None: none)."""
+    st.session_state["camp_open"] = campaign_id
+    for key in ("camp_confirm", "camp_template_form", "camp_editing"):
+        st.session_state.pop(key, None)
 
 
 def _actions(detail: CampaignDetail) -> None:
     cid = detail.id
-    cols = st.columns(6)
+    bar = st.container(horizontal=True)  # buttons as wide as their labels, wrapping when narrow
     is_open = detail.status in ("active", "paused")
-    if detail.status == "active" and cols[0].button("Pause", icon=":material/pause:", key="camp_pause"):
+    if detail.status == "active" and bar.button("Pause", icon=":material/pause:", key="camp_pause"):
         with action("Campaign paused"), get_db().session() as s:
             service.pause_campaign(s, cid)
-    if detail.status == "paused" and cols[0].button("Resume", icon=":material/play_arrow:", key="camp_resume"):
+    if detail.status == "paused" and bar.button("Resume", icon=":material/play_arrow:", key="camp_resume"):
         with action("Campaign resumed; pending steps moved by the pause"), get_db().session() as s:
             service.resume_campaign(s, cid)
-    if is_open and cols[1].button("Cancel", icon=":material/stop:", key="camp_cancel"):
+    if is_open and bar.button("Cancel", icon=":material/stop:", key="camp_cancel"):
         st.session_state["camp_confirm"] = ("cancel", cid)
-    if cols[2].button("Delete", icon=":material/delete:", key="camp_delete"):
+    if bar.button("Delete", icon=":material/delete:", key="camp_delete"):
         st.session_state["camp_confirm"] = ("delete", cid)
-    if cols[3].button("Duplicate", icon=":material/content_copy:", key="camp_duplicate"):
+    if bar.button("Duplicate", icon=":material/content_copy:", key="camp_duplicate"):
         with action("Campaign duplicated"):
             with get_db().session() as s:
                 copy = service.duplicate_campaign(s, cid)
             st.session_state["camp_open"] = copy.id
-    if cols[4].button("Save as template", icon=":material/extension:", key="camp_as_template"):
+    if bar.button("Save as template", icon=":material/extension:", key="camp_as_template"):
         st.session_state["camp_template_form"] = cid
-    if is_open and cols[5].button("Edit pending steps", icon=":material/edit:", key="camp_edit"):
+    if is_open and bar.button("Edit pending steps", icon=":material/edit:", key="camp_edit"):
         st.session_state["camp_editing"] = cid
         load_steps("edit", detail.pending_steps)
 
@@ -194,13 +216,14 @@ def _actions(detail: CampaignDetail) -> None:
             st.rerun()
 
 
-def _detail_view(campaign_id: int) -> None:
+@st.fragment(run_every=LIVE_SECONDS)
+def _progress(campaign_id: int) -> None:
+    """The campaign's status, progress and steps, read again every few seconds."""
     detail = _detail(db_url(), campaign_id)
     if detail is None:
         st.info("That campaign no longer exists.")
         return
     done, total = detail.progress
-    st.subheader(f"{detail.name}")
     st.markdown(
         f"{badge(detail.status)} · contact **{detail.contact_name}** · "
         f"template {detail.template_name or '—'} · started {fmt(detail.start_at)} · {done}/{total} steps done"
@@ -210,7 +233,6 @@ def _detail_view(campaign_id: int) -> None:
     with get_db().read_session() as s:
         for holder in silent_holders(s, now, campaign_id=campaign_id):
             st.warning(silent_holder_text(holder, now), icon=":material/pending:")
-    _actions(detail)
     st.dataframe(
         rows(
             detail.steps,
@@ -225,6 +247,7 @@ def _detail_view(campaign_id: int) -> None:
         ),
         hide_index=True,
         width="stretch",
+        column_config={"step": st.column_config.NumberColumn(width=50), "last error": st.column_config.TextColumn()},
     )
     st.markdown("**Content, personalised for the contact**")
     for s in detail.steps:
@@ -244,8 +267,23 @@ def _detail_view(campaign_id: int) -> None:
                 st.text(s.body)
 
 
+def _detail_view(campaign_id: int) -> None:
+    detail = _detail(db_url(), campaign_id)
+    if detail is None:
+        st.info("That campaign no longer exists.")
+        return
+    head, close = st.columns([6, 1], vertical_alignment="center")
+    head.subheader(f"{detail.name}")
+    if close.button("Close", icon=":material/close:", key="camp_close"):
+        _open(None)
+        st.rerun()
+    _actions(detail)
+    _progress(campaign_id)
+
+
 page_title(":material/list_alt: Campaigns")
-chosen = _list(_filters())
+_list(_filters())
+chosen = st.session_state.get("camp_open")
 if chosen:
     st.divider()
     _detail_view(chosen)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-import math
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
-from automations.domain.errors import ValidationError
+from automations.domain.errors import NotFound, ValidationError
 from automations.reports.timelines import TimelineEntry, contact_timeline
 from automations.services import contacts as service
 from automations.services.contact_import import (
@@ -18,6 +18,8 @@ from automations.services.contact_import import (
 )
 from automations.services.contacts import ContactFilter
 from ui.common import (
+    LIVE_SECONDS,
+    READ_TTL,
     action,
     clear_reads,
     db_url,
@@ -29,15 +31,29 @@ from ui.common import (
     status_label,
     type_label,
 )
+from ui.tables import clickable_table, page_controls, page_download, page_of, read_page
 
-PAGE_SIZE = 50
+TABLE = "ct_list"
 
 
-@st.cache_data(ttl=30, show_spinner=False)
-def _page(url: str, filters: ContactFilter, offset: int) -> tuple[list[dict[str, Any]], int]:
+def _as_row(contact: Any) -> dict[str, Any]:
+    return {"id": contact.id, **service.contact_as_input(contact), "name": contact.full_name}
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def _page(url: str, filters: ContactFilter, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     with get_db().read_session() as s:
-        found, total = service.search_contacts(s, filters, limit=PAGE_SIZE, offset=offset)
-        return [{"id": c.id, **service.contact_as_input(c), "name": c.full_name} for c in found], total
+        found, total = service.search_contacts(s, filters, limit=limit, offset=offset)
+        return [_as_row(c) for c in found], total
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def _contact(url: str, contact_id: int) -> dict[str, Any] | None:
+    with get_db().read_session() as s:
+        try:
+            return _as_row(service.get_contact(s, contact_id))
+        except NotFound:
+            return None
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -46,7 +62,7 @@ def _tags(url: str) -> list[str]:
         return service.all_tags(s)
 
 
-@st.cache_data(ttl=30, show_spinner=False)
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
 def _timeline(url: str, contact_id: int) -> list[TimelineEntry]:
     with get_db().read_session() as s:
         return contact_timeline(s, contact_id)
@@ -90,6 +106,29 @@ def _contact_form(key: str, values: dict[str, Any], errors: dict[str, str]) -> d
     return None
 
 
+@st.fragment(run_every=LIVE_SECONDS)
+def _timeline_view(contact_id: int) -> None:
+    """What happened and will happen to the contact, read again every few seconds
+    (a rule or the runner may start or move a campaign meanwhile)."""
+    entries = _timeline(db_url(), contact_id)
+    if not entries:
+        st.info("No campaign or follow-up yet. Start one on **New Campaign**.", icon=":material/add_circle:")
+        return
+    st.dataframe(
+        rows(
+            entries,
+            when=lambda e: fmt(e.when),
+            kind=lambda e: "campaign step" if e.kind == "step" else e.kind,
+            what="what",
+            type=lambda e: type_label(e.message_type),
+            status=lambda e: status_label(e.status),
+            campaign=lambda e: e.campaign_name or "—",
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+
+
 def _detail(contact: dict[str, Any]) -> None:
     cid = contact["id"]
     st.subheader(contact["name"])
@@ -108,23 +147,7 @@ def _detail(contact: dict[str, Any]) -> None:
     )
     timeline, edit, delete = st.tabs(["Timeline", "Edit", "Delete"])
     with timeline:
-        entries = _timeline(db_url(), cid)
-        if entries:
-            st.dataframe(
-                rows(
-                    entries,
-                    when=lambda e: fmt(e.when),
-                    kind="kind",
-                    what="what",
-                    type=lambda e: type_label(e.message_type),
-                    status=lambda e: status_label(e.status),
-                    campaign=lambda e: e.campaign_name or "—",
-                ),
-                hide_index=True,
-                width="stretch",
-            )
-        else:
-            st.info("No campaign or follow-up yet. Start one on **New Campaign**.", icon=":material/add_circle:")
+        _timeline_view(cid)
         if st.button("See this contact's campaigns", key="ct_campaigns"):
             st.session_state["camp_contact"] = cid
             st.switch_page("pages/campaigns.py")
@@ -154,8 +177,7 @@ def _browse() -> None:
     search = c1.text_input("Search", key="ct_search", placeholder="name, email, company or phone")
     tag = c2.selectbox("Tag", _tags(db_url()), index=None, key="ct_tag", placeholder="any")
     filters = ContactFilter(search=search, tag=tag)
-    page_no = st.session_state.get("ct_page", 1)
-    found, total = _page(db_url(), filters, (page_no - 1) * PAGE_SIZE)
+    found, total = read_page(TABLE, lambda offset, limit: _page(db_url(), filters, offset, limit))
     if not total:
         st.info(
             "No contacts match. Add one in **Add contact** or import a CSV file."
@@ -164,9 +186,8 @@ def _browse() -> None:
             icon=":material/group:",
         )
         return
-    pages = max(1, math.ceil(total / PAGE_SIZE))
-    st.caption(f"{total:,} contacts · page {page_no} of {pages:,}")
-    st.dataframe(
+    st.caption("Click a row to open the contact.")
+    frame = pd.DataFrame(
         [
             {
                 "#": c["id"],
@@ -175,26 +196,35 @@ def _browse() -> None:
                 "phone": c["phone"] or "",
                 "company": c["company"],
                 "tags": ", ".join(c["tags"]),
-                "opt-out": " ".join(f for f, on in (("email", c["email_opt_out"]), ("sms", c["sms_opt_out"])) if on),
+                "opted out of": " ".join(
+                    f for f, on in (("email", c["email_opt_out"]), ("SMS", c["sms_opt_out"])) if on
+                ),
             }
             for c in found
         ],
-        hide_index=True,
-        width="stretch",
+        columns=["#", "name", "email", "phone", "company", "tags", "opted out of"],
     )
-    if pages > 1:
-        st.number_input("Page", min_value=1, max_value=pages, step=1, key="ct_page")
-    by_id = {c["id"]: c for c in found}
-    chosen = st.selectbox(
-        "Open a contact",
-        list(by_id),
-        index=None,
-        key="ct_open",
-        format_func=lambda i: f"{by_id[i]['name']} (#{i})",
-        placeholder="Choose a contact",
+    picked = clickable_table(
+        TABLE,
+        frame,
+        [c["id"] for c in found],
+        version=(filters, page_of(TABLE)),
+        height=38 + 35 * len(found),
+        column_config={"#": st.column_config.NumberColumn(width=60)},
     )
-    if chosen in by_id:
-        _detail(by_id[chosen])
+    page_controls(TABLE, total, len(found), "Contacts")
+    page_download(TABLE, frame, f"contacts-page-{st.session_state[f'{TABLE}_page']}.csv")
+    if picked is not None:
+        st.session_state["ct_open"] = picked
+        st.session_state.pop("ct_confirm", None)
+    chosen = st.session_state.get("ct_open")
+    if chosen:
+        contact = _contact(db_url(), chosen)
+        if contact is None:
+            st.session_state.pop("ct_open")
+            return
+        st.divider()
+        _detail(contact)
 
 
 ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1", "cp1250", "cp1251", "mac-roman"]

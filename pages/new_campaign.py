@@ -30,6 +30,8 @@ from automations.services.templates import (
 from ui.common import action, db_url, fmt, get_db, page_title, settings, type_label
 from ui.steps_editor import load_steps, steps_editor
 
+MAX_NAME = 200  # a campaign's name, as the domain limits it
+
 P = "new"  # session-state prefix of this page's steps editor
 ERRORS = "new_errors"
 
@@ -105,11 +107,33 @@ class _Step:
         self.body = data.get("body") or ""
 
 
+# What a saved campaign leaves behind: an empty form, ready for the next one
+# (set before the widgets are drawn, so that they show it).
+FRESH: dict[str, Any] = {
+    "new_name": "",
+    "new_contact": None,
+    "new_contacts": [],
+    "new_tag": None,
+    "new_template": None,
+    "new_contact_search": "",
+    "new_later": False,
+}
+
+
+def _reset_form() -> None:
+    if st.session_state.pop("new_reset", False):
+        for key, value in FRESH.items():
+            st.session_state[key] = value
+        st.session_state["new_loaded_template"] = None
+        load_steps(P, [])
+
+
 page_title(":material/add_circle: New Campaign")
+_reset_form()
 errors: dict[str, str] = st.session_state.get(ERRORS, {})
 templates = _templates(db_url())
 
-name = st.text_input("Campaign name", key="new_name", placeholder="e.g. Welcome Acme")
+name = st.text_input("Campaign name", key="new_name", placeholder="e.g. Welcome Acme", max_chars=MAX_NAME)
 if "name" in errors:
     st.error(errors["name"], icon=":material/warning:")
 
@@ -178,11 +202,8 @@ _preview(steps, start_at, contact_ids[0] if contact_ids else None)
 
 if st.button("Save and activate", type="primary", key="new_save"):
     with action("Campaign saved and activated", ERRORS):
+        # Every problem of the form comes back at once (name, contacts, each step).
         with get_db().session() as s:
-            if not name.strip():
-                raise ValidationError.single("name", "give the campaign a name")
-            if not contact_ids:
-                raise ValidationError.single("contact_id", "choose a contact")
             created = start_campaigns_for_contacts(
                 s,
                 contact_ids,
@@ -192,9 +213,7 @@ if st.button("Save and activate", type="primary", key="new_save"):
                 start_at=start_at,
             )
         st.session_state["new_created"] = [c.id for c in created]
-        st.session_state["new_loaded_template"] = "reset"
-        for key in ("new_name", "new_contact", "new_contacts", "new_template", "new_tag"):
-            st.session_state.pop(key, None)
+        st.session_state["new_reset"] = True
 created_ids = st.session_state.get("new_created")
 if created_ids:
     st.success(f"{len(created_ids)} campaign(s) created. See them on **Campaigns**.")

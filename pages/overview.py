@@ -9,6 +9,8 @@ import streamlit as st
 from automations.domain.timeutil import utcnow
 from automations.reports.overview import (
     OverviewFigures,
+    RunnerState,
+    SilentHolder,
     StepLine,
     latest_executions,
     next_scheduled_steps,
@@ -17,11 +19,12 @@ from automations.reports.overview import (
     silent_holders,
 )
 from ui.common import (
+    LIVE_SECONDS,
+    READ_TTL,
     badge,
     db_url,
     fmt,
     get_db,
-    now_minute,
     page_title,
     rows,
     settings,
@@ -31,31 +34,26 @@ from ui.common import (
 )
 
 
-@st.cache_data(ttl=30, show_spinner=False)
+@st.cache_data(ttl=READ_TTL, max_entries=20, show_spinner=False)
 def _figures(url: str, now: datetime) -> OverviewFigures:
     with get_db().read_session() as s:
         return overview_figures(s, now, settings().tz)
 
 
-@st.cache_data(ttl=30, show_spinner=False)
+@st.cache_data(ttl=READ_TTL, max_entries=20, show_spinner=False)
 def _next(url: str, now: datetime) -> list[StepLine]:
     with get_db().read_session() as s:
         return next_scheduled_steps(s, now)
 
 
-@st.cache_data(ttl=30, show_spinner=False)
+@st.cache_data(ttl=READ_TTL, max_entries=20, show_spinner=False)
 def _latest(url: str, now: datetime) -> list[StepLine]:
     with get_db().read_session() as s:
         return latest_executions(s, now)
 
 
-@st.fragment(run_every=10)
-def runner_health() -> None:
-    """Re-read every 10 s by itself, without rerunning the page."""
-    now = utcnow()
-    with get_db().read_session() as s:
-        runners = runner_states(s, now)
-        silent = silent_holders(s, now)
+def _runners(runners: list[RunnerState]) -> int:
+    """The runners' health; returns how many are alive."""
     alive = [r for r in runners if r.alive]
     if alive:
         latest = max(r.last_tick_at for r in alive)
@@ -73,8 +71,6 @@ def runner_health() -> None:
             "No runner has ever ticked. Scheduled steps are not being executed: start one with `python runner.py`.",
             icon=":material/error:",
         )
-    for holder in silent:
-        st.warning(silent_holder_text(holder, now), icon=":material/pending:")
     if runners:
         with st.expander(f"Runners ({len(runners)})"):
             st.dataframe(
@@ -82,7 +78,7 @@ def runner_health() -> None:
                     runners,
                     runner="runner_id",
                     host="host",
-                    pid="pid",
+                    process="pid",
                     state=lambda r: "alive" if r.alive else ("stopped" if r.stopped_at else "silent"),
                     last_tick=lambda r: fmt(r.last_tick_at, "%Y-%m-%d %H:%M:%S"),
                     steps_done="steps_done",
@@ -91,6 +87,38 @@ def runner_health() -> None:
                 hide_index=True,
                 width="stretch",
             )
+    return len(alive)
+
+
+def _overdue(figures: OverviewFigures, alive: int, silent: list[SilentHolder], now: datetime) -> None:
+    """Where the steps past their time are: due now, waiting on a pause, or held by a silent runner."""
+    held = sum(h.steps for h in silent)
+    due, paused, stuck = st.columns(3)
+    due.metric(
+        "Due now",
+        f"{figures.steps_overdue:,}",
+        help="Pending steps of active campaigns whose time has come.",
+    )
+    if figures.steps_overdue:
+        due.caption(
+            "Being executed by the running runner, oldest first."
+            if alive
+            else "Not being executed: no runner is running."
+        )
+    paused.metric(
+        "Waiting on paused campaigns",
+        f"{figures.steps_waiting_on_paused:,}",
+        help="Steps past their time in paused campaigns: they wait until the campaign is resumed "
+        "(the gaps between steps are kept).",
+    )
+    stuck.metric(
+        "Held by a silent runner",
+        f"{held:,}",
+        help="Steps a runner took and then stopped answering for (killed or cut off): "
+        "another runner takes them over when their claims expire.",
+    )
+    for holder in silent:
+        st.warning(silent_holder_text(holder, now), icon=":material/pending:")
 
 
 def _step_table(lines: list[StepLine], when: str) -> None:
@@ -111,55 +139,53 @@ def _step_table(lines: list[StepLine], when: str) -> None:
     )
 
 
+@st.fragment(run_every=LIVE_SECONDS)
+def overview() -> None:
+    """The whole page, read again every few seconds: the runner moves it on."""
+    now = utcnow().replace(microsecond=0)
+    figures = _figures(db_url(), now)
+    with get_db().read_session() as s:
+        runners = runner_states(s, now)
+        silent = silent_holders(s, now)
+    alive = _runners(runners)
+
+    cols = st.columns(5)
+    cols[0].metric("Active campaigns", f"{figures.active_campaigns:,}", help=f"{figures.paused_campaigns:,} paused")
+    cols[1].metric("Steps due today", f"{figures.steps_due_today:,}", help="Pending steps planned for today")
+    cols[2].metric(
+        "Pending follow-ups", f"{figures.followups.pending:,}", help=f"{figures.followups.due_today:,} due later today"
+    )
+    cols[3].metric("Overdue follow-ups", f"{figures.followups.overdue:,}")
+    rate = figures.success_rate
+    cols[4].metric(
+        "Success rate, 7 days",
+        "—" if rate is None else f"{rate:.1%}",
+        help=f"{figures.succeeded_last_7_days:,} sent or done, "
+        f"{figures.failed_last_7_days:,} failed (skipped steps not counted)",
+    )
+    _overdue(figures, alive, silent, now)
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Next scheduled steps")
+        upcoming = _next(db_url(), now)
+        if upcoming:
+            _step_table(upcoming, "scheduled")
+        else:
+            st.info("Nothing is scheduled. Start one on **New Campaign**.", icon=":material/add_circle:")
+    with right:
+        st.subheader("Latest executions")
+        latest = _latest(db_url(), now)
+        if latest:
+            failures = sum(1 for line in latest if line.status == "failed")
+            if failures:
+                st.caption(f"{badge('failed')} {failures} failure(s) in the last 7 days are listed first.")
+            _step_table(latest, "executed")
+        else:
+            st.info(
+                "No step has run yet. Once a runner executes steps they appear here.", icon=":material/hourglass_empty:"
+            )
+
+
 page_title(":material/home: Overview")
-now = now_minute()
-figures = _figures(db_url(), now)
-runner_health()
-
-cols = st.columns(5)
-cols[0].metric("Active campaigns", f"{figures.active_campaigns:,}", help=f"{figures.paused_campaigns:,} paused")
-cols[1].metric(
-    "Steps due today", f"{figures.steps_due_today:,}", help=f"{figures.steps_overdue:,} overdue pending steps"
-)
-cols[2].metric(
-    "Pending follow-ups", f"{figures.followups.pending:,}", help=f"{figures.followups.due_today:,} due later today"
-)
-cols[3].metric("Overdue follow-ups", f"{figures.followups.overdue:,}")
-rate = figures.success_rate
-cols[4].metric(
-    "Success rate, 7 days",
-    "—" if rate is None else f"{rate:.1%}",
-    help=f"{figures.succeeded_last_7_days:,} sent or done, "
-    f"{figures.failed_last_7_days:,} failed (skipped steps not counted)",
-)
-if figures.steps_overdue:
-    st.info(
-        f"{figures.steps_overdue:,} pending steps of active campaigns are past their time: due now, a running runner "
-        "executes them in order."
-    )
-if figures.steps_waiting_on_paused:
-    st.caption(
-        f"{figures.steps_waiting_on_paused:,} pending steps past their time belong to paused campaigns: "
-        "they wait until the campaign is resumed (the gaps between steps are kept)."
-    )
-
-left, right = st.columns(2)
-with left:
-    st.subheader("Next scheduled steps")
-    upcoming = _next(db_url(), now)
-    if upcoming:
-        _step_table(upcoming, "scheduled")
-    else:
-        st.info("Nothing is scheduled. Start one on **New Campaign**.", icon=":material/add_circle:")
-with right:
-    st.subheader("Latest executions")
-    latest = _latest(db_url(), now)
-    if latest:
-        failures = sum(1 for line in latest if line.status == "failed")
-        if failures:
-            st.caption(f"{badge('failed')} {failures} failure(s) in the last 7 days are listed first.")
-        _step_table(latest, "executed")
-    else:
-        st.info(
-            "No step has run yet. Once a runner executes steps they appear here.", icon=":material/hourglass_empty:"
-        )
+overview()

@@ -17,6 +17,7 @@ from automations.services.rules import (
 )
 from automations.services.templates import list_templates
 from ui.common import (
+    READ_TTL,
     action,
     db_url,
     field_error,
@@ -26,8 +27,8 @@ from ui.common import (
     rows,
     status_label,
 )
+from ui.tables import clickable_table, page_controls, page_download, page_of, read_page
 
-HISTORY_PAGE = 50
 ERRORS = "rules_errors"
 
 
@@ -43,29 +44,49 @@ def _templates(url: str) -> dict[int, str]:
         return {t.id: t.name for t in list_templates(s)}
 
 
-@st.cache_data(ttl=30, show_spinner=False)
-def _history(url: str, rule_id: int | None, offset: int) -> tuple[list[HistoryRow], int]:
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def _history(url: str, rule_id: int | None, offset: int, limit: int) -> tuple[list[HistoryRow], int]:
     with get_db().read_session() as s:
-        return rules.rule_history(s, rule_id=rule_id, limit=HISTORY_PAGE, offset=offset)
+        return rules.rule_history(s, rule_id=rule_id, limit=limit, offset=offset)
 
 
 def _rule_table(views: list[RuleView]) -> None:
-    st.dataframe(
-        rows(
-            views,
-            rule="name",
-            active=lambda r: "yes" if r.is_active else "disabled",
-            when="description",
-            delay="delay",
-            conditions="conditions",
-            re_enrolment="reenrolment",
-            applied="applied",
-            pending="pending",
-            skipped="skipped",
-        ),
-        hide_index=True,
-        width="stretch",
+    """The rules; clicking one opens it for editing below."""
+    st.caption("Click a rule to change, disable or delete it.")
+    frame = rows(
+        views,
+        rule="name",
+        active=lambda r: "yes" if r.is_active else "disabled",
+        when="description",
+        delay="delay",
+        conditions="conditions",
+        **{"re-enrolment": "reenrolment"},
+        applied="applied",
+        pending="pending",
+        skipped="skipped",
     )
+    picked = clickable_table(
+        "rules_list",
+        frame,
+        [v.id for v in views],
+        version=len(views),
+        height=38 + 35 * len(views),
+        column_config={"when": st.column_config.TextColumn(width="large")},
+    )
+    page_download("rules_list", frame, "rules.csv")
+    if picked is not None:
+        st.session_state["edit_rule"] = picked
+
+
+def _count(label: str, key: str, value: int, upper: int, lower: int = 0, column: Any = st) -> int:
+    """A whole number that cannot be below `lower`: a value out of bounds is kept as
+    typed and said to be wrong (it is never silently changed), and the domain refuses it."""
+    number = int(column.number_input(label, max_value=None, step=1, value=value, key=key))
+    if number < lower:
+        column.error(f"{label}: {number} is below {lower}. Use {lower} or more.", icon=":material/warning:")
+    elif number > upper:
+        column.error(f"{label}: {number:,} is too large, at most {upper:,}.", icon=":material/warning:")
+    return number
 
 
 def _rule_form(key: str, current: dict[str, Any], templates: dict[int, str]) -> dict[str, Any]:
@@ -101,15 +122,8 @@ def _rule_form(key: str, current: dict[str, Any], templates: dict[int, str]) -> 
             "Event name (e.g. replied)", value=trigger_config.get("event") or "", key=f"{key}_event"
         )
     elif data["trigger"] == RuleTrigger.FOLLOWUP_OVERDUE.value:
-        config["days_overdue"] = int(
-            st.number_input(
-                "Days overdue",
-                min_value=0,
-                max_value=3650,
-                step=1,
-                value=int(trigger_config.get("days_overdue") or 1),
-                key=f"{key}_overdue",
-            )
+        config["days_overdue"] = _count(
+            "Days overdue", f"{key}_overdue", int(trigger_config.get("days_overdue") or 1), 3650
         )
     elif data["trigger"] == RuleTrigger.CAMPAIGN_COMPLETED.value:
         choices = [0, *templates]
@@ -146,26 +160,12 @@ def _rule_form(key: str, current: dict[str, Any], templates: dict[int, str]) -> 
     field_error(errors, "conditions", *[k for k in errors if k.startswith("conditions.")])
 
     days, hours = st.columns(2)
-    data["delay_days"] = int(
-        days.number_input(
-            "Delay (days)",
-            min_value=0,
-            max_value=3650,
-            step=1,
-            value=int(current.get("delay_days", 0)),
-            key=f"{key}_days",
-        )
-    )
-    data["delay_hours"] = int(
-        hours.number_input(
-            "and hours",
-            min_value=0,
-            max_value=2160,
-            step=1,
-            value=int(current.get("delay_hours", 0)),
-            key=f"{key}_hours",
-        )
-    )
+    data["delay_days"] = _count("Delay (days)", f"{key}_days", int(current.get("delay_days", 0)), 3650, column=days)
+    data["delay_hours"] = _count("and hours", f"{key}_hours", int(current.get("delay_hours", 0)), 2160, column=hours)
+    with days:
+        field_error(errors, "delay_days")
+    with hours:
+        field_error(errors, "delay_hours")
 
     actions = [a.value for a in RuleAction]
     data["action"] = st.radio(
@@ -213,16 +213,10 @@ def _rule_form(key: str, current: dict[str, Any], templates: dict[int, str]) -> 
     )
     data["reenroll_after_days"] = None
     if mode == "every":
-        data["reenroll_after_days"] = int(
-            st.number_input(
-                "N days",
-                min_value=1,
-                max_value=3650,
-                step=1,
-                value=int(current.get("reenroll_after_days") or 30),
-                key=f"{key}_reenrol_days",
-            )
+        data["reenroll_after_days"] = _count(
+            "N days", f"{key}_reenrol_days", int(current.get("reenroll_after_days") or 30), 3650, lower=1
         )
+        field_error(errors, "reenroll_after_days")
     return data
 
 
@@ -260,11 +254,11 @@ def main() -> None:
         if st.button("Create rule", type="primary", key="new_save"):
             _save("new", None, data)
 
-    if views:
-        st.subheader("Edit a rule")
-        by_id = {v.id: v for v in views}
-        rule_id = st.selectbox("Rule", list(by_id), format_func=lambda i: by_id[i].name, key="edit_rule")
+    by_id = {v.id: v for v in views}
+    rule_id = st.session_state.get("edit_rule")
+    if rule_id in by_id:
         view = by_id[rule_id]
+        st.subheader(f"Rule “{view.name}”")
         st.markdown(f"**{view.description}** · {view.delay} · {view.reenrolment}")
         toggle, remove = st.columns(2)
         if toggle.button("Disable" if view.is_active else "Enable", key=f"toggle_{rule_id}"):
@@ -274,7 +268,7 @@ def main() -> None:
         if remove.button("Delete", key=f"delete_{rule_id}", disabled=not sure):
             with action("Rule deleted."), get_db().session() as s:
                 rules.delete_rule(s, rule_id)
-        with st.expander("Change settings"):
+        with st.expander("Change settings", expanded=True):
             key = f"rule{rule_id}"
             data = _rule_form(key, view.settings, templates)
             if st.button("Save changes", type="primary", key=f"{key}_save"):
@@ -283,26 +277,24 @@ def main() -> None:
     st.subheader("History")
     names = {0: "All rules", **{v.id: v.name for v in views}}
     chosen = st.selectbox("Show", list(names), format_func=names.get, key="history_rule")
-    page = int(st.number_input("Page", min_value=1, step=1, value=1, key="history_page"))
-    history, count = _history(url, chosen or None, (page - 1) * HISTORY_PAGE)
+    history, count = read_page("history", lambda offset, limit: _history(url, chosen or None, offset, limit))
     if not history:
         st.caption("Nothing yet: rules act when the runner sees a matching event.")
         return
-    st.caption(f"{count} execution(s), newest first.")
-    st.dataframe(
-        rows(
-            history,
-            rule="rule_name",
-            contact="contact_name",
-            trigger=lambda h: TRIGGER_LABELS.get(h.event_kind or "", h.event_kind or ""),
-            status=lambda h: status_label(h.status),
-            due=lambda h: fmt(h.due_at),
-            done=lambda h: fmt(h.applied_at),
-            detail="detail",
-        ),
-        hide_index=True,
-        width="stretch",
+    st.caption("Newest first.")
+    frame = rows(
+        history,
+        rule="rule_name",
+        contact="contact_name",
+        trigger=lambda h: TRIGGER_LABELS.get(h.event_kind or "", h.event_kind or ""),
+        status=lambda h: status_label(h.status),
+        due=lambda h: fmt(h.due_at),
+        done=lambda h: fmt(h.applied_at),
+        detail="detail",
     )
+    st.dataframe(frame, hide_index=True, width="stretch")
+    page_controls("history", count, len(history), "Executions")
+    page_download("history", frame, f"rule-history-page-{page_of('history')[0]}.csv")
 
 
 main()

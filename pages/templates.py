@@ -12,6 +12,7 @@ from automations.services import templates as service
 from automations.services.templates import TemplateSummary
 from ui.common import action, db_url, field_error, get_db, page_title, rows, type_label
 from ui.steps_editor import load_steps, steps_editor
+from ui.tables import clickable_table, page_download
 
 CATEGORIES = [c.value for c in TemplateCategory]
 
@@ -77,7 +78,7 @@ def _detail(summary: TemplateSummary) -> None:
         with action("Template cloned"):
             with get_db().session() as s:
                 copy = service.clone_template(s, summary.id)
-            st.session_state["tpl_open"] = copy.id
+            _open(copy.id)
     if summary.is_system:
         return
     if cols[1].button("Edit", icon=":material/edit:", key="tpl_edit"):
@@ -93,7 +94,7 @@ def _detail(summary: TemplateSummary) -> None:
             with action("Template deleted"):
                 with get_db().session() as s:
                     service.delete_template(s, summary.id)
-                st.session_state.pop("tpl_open", None)
+                _open(None)
         if no.button("No, keep it", key="tpl_delete_no"):
             st.session_state.pop("tpl_confirm_delete")
             st.rerun()
@@ -109,9 +110,7 @@ def _detail(summary: TemplateSummary) -> None:
                 st.session_state.pop("tpl_editing")
 
 
-page_title(":material/extension: Templates")
-browse, create = st.tabs(["All templates", "New template"])
-with browse:
+def _browse() -> None:
     templates = _templates(db_url())
     if not templates:
         st.info(
@@ -119,32 +118,47 @@ with browse:
             "templates, or create one in **New template**.",
             icon=":material/extension:",
         )
-    else:
-        st.dataframe(
-            rows(
-                templates,
-                name="name",
-                category="category",
-                kind=lambda t: "system" if t.is_system else "custom",
-                steps="step_count",
-                duration=_duration,
-                types=lambda t: " ".join(type_label(m) for m in t.message_types),
-                campaigns="campaigns",
-            ),
-            hide_index=True,
-            width="stretch",
-        )
-        by_id = {t.id: t for t in templates}
-        chosen = st.selectbox(
-            "Open a template",
-            list(by_id),
-            index=None,
-            key="tpl_open",
-            format_func=lambda i: by_id[i].name,
-            placeholder="Choose a template",
-        )
-        if chosen in by_id:
-            _detail(by_id[chosen])
+        return
+    st.caption(f"{len(templates):,} templates · click a row to open it.")
+    frame = rows(
+        templates,
+        name="name",
+        category="category",
+        kind=lambda t: "system" if t.is_system else "custom",
+        steps="step_count",
+        duration=_duration,
+        types=lambda t: " ".join(type_label(m) for m in t.message_types),
+        campaigns="campaigns",
+    )
+    picked = clickable_table(
+        "tpl_list",
+        frame,
+        [t.id for t in templates],
+        version=len(templates),
+        height=38 + 35 * len(templates),
+        column_config={"name": st.column_config.TextColumn(width="large")},
+    )
+    page_download("tpl_list", frame, "templates.csv")
+    if picked is not None:
+        _open(picked)
+    by_id = {t.id: t for t in templates}
+    chosen = st.session_state.get("tpl_open")
+    if chosen in by_id:
+        st.divider()
+        _detail(by_id[chosen])
+
+
+def _open(template_id: int | None) -> None:
+    """Show `template_id` under the list (None: none), with no form of another one open."""
+    st.session_state["tpl_open"] = template_id
+    for key in ("tpl_editing", "tpl_confirm_delete", "tpl_edit_errors"):
+        st.session_state.pop(key, None)
+
+
+page_title(":material/extension: Templates")
+browse, create = st.tabs(["All templates", "New template"])
+with browse:
+    _browse()
 with create:
     if "tpl_new_version" not in st.session_state:
         load_steps("tpl_new", [])
@@ -153,7 +167,8 @@ with create:
     if st.button("Create template", type="primary", key="tpl_new_save"):
         with action("Template created", "tpl_new_errors"):
             with get_db().session() as s:
-                service.create_template(s, values)
+                created = service.create_template(s, values)
             load_steps("tpl_new", [])
             st.session_state.pop("tpl_new_name", None)
             st.session_state.pop("tpl_new_desc", None)
+            _open(created.id)

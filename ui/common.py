@@ -34,6 +34,14 @@ def get_db() -> Database:
     return _database(get_settings().database_url)
 
 
+# How often screens showing work done elsewhere (the runner, the API, another
+# session) read it again by themselves: what they show is at most this old.
+LIVE_SECONDS = 3
+# The cache life of the reads such screens make: shorter than the refresh, so a
+# refresh shows the database as it is, while sessions open at once share a read.
+READ_TTL = 1
+
+
 def clear_reads() -> None:
     """Forget cached reads after a write, so every page shows the change."""
     st.cache_data.clear()
@@ -197,17 +205,19 @@ def _status_cell(value: Any) -> str:
 
 
 def rows(items: list[Any], **columns: Any) -> Any:
-    """A table for `st.dataframe`: each column is an attribute name or a function.
+    """A table for `st.dataframe`: each column is an attribute name or a function,
+    titled by its name in words (`last_tick` is shown as "last tick").
     A `status` column is coloured like the status badges."""
     import pandas as pd
 
+    titles = {name: name.replace("_", " ") for name in columns}
     table = []
     for item in items:
         row = {}
-        for title, spec in columns.items():
-            row[title] = spec(item) if callable(spec) else getattr(item, spec)
+        for name, spec in columns.items():
+            row[titles[name]] = spec(item) if callable(spec) else getattr(item, spec)
         table.append(row)
-    frame = pd.DataFrame(table, columns=list(columns))
+    frame = pd.DataFrame(table, columns=list(titles.values()))
     if "status" in columns and table:
         return frame.style.map(_status_cell, subset=["status"])
     return frame

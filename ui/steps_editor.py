@@ -14,10 +14,19 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from automations.services.schemas import (
+    MAX_DELAY_DAYS,
+    MAX_DELAY_HOURS,
+    MAX_EMAIL_BODY,
+    MAX_NOTES,
+    MAX_SMS_BODY,
+    MAX_SUBJECT,
+)
 from ui.common import field_error, type_label
 
 MESSAGE_TYPES = ["email", "sms", "task", "webhook"]
 CONTENT_FIELDS = ("subject", "body", "webhook_url")
+MAX_URL = 2000
 
 
 def load_steps(prefix: str, steps: list[dict[str, Any]]) -> None:
@@ -89,8 +98,14 @@ def steps_editor(prefix: str, errors: dict[str, str] | None = None) -> list[dict
             "message_type": st.column_config.SelectboxColumn(
                 "type", options=MESSAGE_TYPES, required=True, default="email"
             ),
-            "delay_days": st.column_config.NumberColumn("delay days", min_value=0, max_value=3650, step=1, default=0),
-            "delay_hours": st.column_config.NumberColumn("delay hours", min_value=0, max_value=2160, step=1, default=0),
+            # No bounds here: the grid would change -1 into 1 without a word. The
+            # checks below say what is wrong instead.
+            "delay_days": st.column_config.NumberColumn(
+                "delay days", step=1, default=0, help=f"Days after the previous step, 0 to {MAX_DELAY_DAYS:,}"
+            ),
+            "delay_hours": st.column_config.NumberColumn(
+                "delay hours", step=1, default=0, help=f"Hours on top of the days, 0 to {MAX_DELAY_HOURS:,}"
+            ),
         },
     )
     # Rows added in the editor have no uid yet; number them in the order they appear.
@@ -119,23 +134,53 @@ def steps_editor(prefix: str, errors: dict[str, str] | None = None) -> list[dict
             "body": "",
             "webhook_url": None,
         }
+        live = _delay_problems(step)
         for problem_field in ("name", "message_type", "delay_days", "delay_hours"):
-            if f"steps.{index}.{problem_field}" in errors:
-                st.error(
-                    f"Step {index + 1}, {problem_field.replace('_', ' ')}: {errors[f'steps.{index}.{problem_field}']}",
-                    icon=":material/warning:",
-                )
+            # A delay is checked as it is typed; what the last save said of it may be out of date.
+            problem = (
+                live.get(problem_field) if problem_field in DELAYS else errors.get(f"steps.{index}.{problem_field}")
+            )
+            if problem:
+                st.error(f"Step {index + 1}, {FIELD_NAMES[problem_field]}: {problem}", icon=":material/warning:")
         has_error = any(key.startswith(f"steps.{index}.") for key in errors)
         label = f"Step {index + 1} · {name or '(no name)'} · {type_label(kind)}"
-        # Open where there is something to do: a problem, or content still to write.
+        # A panel opens where there is something to do (a problem, content still to
+        # write) and then stays as the user leaves it: its state is kept under its
+        # key, not recomputed from what has been typed so far.
+        panel = f"{prefix}_{uid}_panel"
         unwritten = not any(st.session_state.get(f"{prefix}_{uid}_{f}") for f in CONTENT_FIELDS)
-        with st.expander(label, expanded=has_error or unwritten or not name):
+        if panel not in st.session_state:
+            st.session_state[panel] = unwritten or not name
+        if has_error:
+            st.session_state[panel] = True
+        with st.expander(label, key=panel, on_change=_keep):
             step.update(_content_fields(prefix, uid, kind, index, errors))
         steps.append(step)
     if "steps" in errors:
         st.error(errors["steps"], icon=":material/warning:")
     _add_buttons(prefix, steps)
     return steps
+
+
+DELAYS = ("delay_days", "delay_hours")
+FIELD_NAMES = {"name": "name", "message_type": "type", "delay_days": "delay in days", "delay_hours": "delay in hours"}
+DELAY_LIMITS = {"delay_days": MAX_DELAY_DAYS, "delay_hours": MAX_DELAY_HOURS}
+
+
+def _delay_problems(step: dict[str, Any]) -> dict[str, str]:
+    """What is wrong with a step's delays, as soon as they are typed."""
+    problems = {}
+    for field in DELAYS:
+        value = step[field]
+        if value < 0:
+            problems[field] = f"{value} is negative: a delay is 0 or more."
+        elif value > DELAY_LIMITS[field]:
+            problems[field] = f"{value:,} is too long: at most {DELAY_LIMITS[field]:,}."
+    return problems
+
+
+def _keep() -> None:
+    """A panel's open/closed state is kept by its key (nothing else to do on a toggle)."""
 
 
 def _add_buttons(prefix: str, steps: list[dict[str, Any]]) -> None:
@@ -146,7 +191,7 @@ def _add_buttons(prefix: str, steps: list[dict[str, Any]]) -> None:
             f"Add {type_label(kind)}",
             key=f"{prefix}_add_{kind}",
             icon=":material/add:",
-            help=f"Add a {type_label(kind)} step at the end",
+            help=f"Add {'an' if kind == 'email' else 'a'} {type_label(kind)} step at the end",
         ):
             number = sum(1 for s in steps if s["message_type"] == kind) + 1
             new = {
@@ -165,23 +210,23 @@ def _content_fields(prefix: str, uid: str, kind: str, index: int, errors: dict[s
         st.session_state.setdefault(key + name, "")
     where = f"steps.{index}."
     hint = 'Personalise with {{ contact.first_name | default("there") }}, {{ contact.company }}…'
+    # Each field with a maximum shows its counter (max_chars) before the limit is hit.
     if kind == "email":
-        subject = st.text_input("Subject", key=key + "subject", help=hint)
+        subject = st.text_input("Subject", key=key + "subject", help=hint, max_chars=MAX_SUBJECT)
         field_error(errors, where + "subject")
-        body = st.text_area("Body", key=key + "body", height=140, help=hint)
+        body = st.text_area("Body", key=key + "body", height=140, help=hint, max_chars=MAX_EMAIL_BODY)
         field_error(errors, where + "body")
         return {"subject": subject, "body": body}
     if kind == "sms":
-        body = st.text_area("Text message", key=key + "body", height=90, help=hint)
-        st.caption(f"{len(body)} / 1600 characters")
+        body = st.text_area("Text message", key=key + "body", height=90, help=hint, max_chars=MAX_SMS_BODY)
         field_error(errors, where + "body")
         return {"body": body}
     if kind == "task":
-        title = st.text_input("Task title", key=key + "subject")
+        title = st.text_input("Task title", key=key + "subject", max_chars=MAX_SUBJECT)
         field_error(errors, where + "subject")
-        notes = st.text_area("Notes", key=key + "body", height=90)
+        notes = st.text_area("Notes", key=key + "body", height=90, max_chars=MAX_NOTES)
         field_error(errors, where + "body")
         return {"subject": title, "body": notes}
-    url = st.text_input("Webhook URL", key=key + "webhook_url", placeholder="https://…")
+    url = st.text_input("Webhook URL", key=key + "webhook_url", placeholder="https://…", max_chars=MAX_URL)
     field_error(errors, where + "webhook_url")
     return {"webhook_url": url}

@@ -61,3 +61,19 @@ def texts(at: AppTest) -> str:
         parts.extend(str(el.value) for el in getattr(at, kind))
     parts.extend(f"{m.label} {m.value}" for m in at.metric)
     return "\n".join(parts)
+
+
+def click_row(at: AppTest, table: str, row: int) -> AppTest:
+    """Select row `row` of the clickable table `table` (as a click on it does) and rerun."""
+    at.session_state[at.session_state[f"{table}_widget"]] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    return at.run()
+
+
+def row_of(at: AppTest, value: object, column: str = "id") -> int:
+    """The row number of the first table row whose `column` is `value`."""
+    for frame in at.dataframe:
+        if column in frame.value.columns:
+            matches = list(frame.value[column]).index(value) if value in set(frame.value[column]) else None
+            if matches is not None:
+                return matches
+    raise AssertionError(f"no row with {column} = {value!r}")

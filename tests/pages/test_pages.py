@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -17,7 +18,8 @@ from automations.domain.models import (
     Contact,
     ScheduledFollowUp,
 )
-from tests.pages.conftest import texts
+from automations.domain.timeutil import utcnow
+from tests.pages.conftest import click_row, row_of, texts
 
 PAGES = {
     "pages/overview.py": "Overview",
@@ -155,7 +157,8 @@ def test_template_applied_to_everyone_with_a_tag(app_db: Database, open_page: Op
 
 
 def _open_campaign(at: AppTest, campaign_id: int) -> None:
-    at.selectbox(key="camp_open").set_value(campaign_id).run()
+    click_row(at, "camp_list", row_of(at, campaign_id))
+    assert at.session_state["camp_open"] == campaign_id
 
 
 def test_campaign_pause_resume_cancel_delete(demo_db: Database, open_page: Open) -> None:
@@ -204,14 +207,16 @@ def test_campaign_filters_and_duplicate(demo_db: Database, open_page: Open) -> N
     assert _count(demo_db, AutomationCampaign) == before + 1
 
 
-def test_followup_marked_done_and_added_by_hand(demo_db: Database, open_page: Open) -> None:
+def test_followup_marked_done_and_snoozed_from_the_list(demo_db: Database, open_page: Open) -> None:
     at = open_page("pages/followups.py")
+    click_row(at, "fu_list", 0)
     done_button = next(b for b in at.button if b.key and b.key.startswith("fu_done_"))
     followup_id = int(done_button.key.rsplit("_", 1)[1])
     done_button.click().run()
     with demo_db.read_session() as s:
         assert s.get(ScheduledFollowUp, followup_id).status == "done"
     assert "Follow-up done" in texts(at)
+    click_row(at, "fu_list", 1)
     snooze = next(b for b in at.button if b.key and b.key.startswith("fu_snooze_"))
     snoozed_id = int(snooze.key.rsplit("_", 1)[1])
     with demo_db.read_session() as s:
@@ -220,6 +225,30 @@ def test_followup_marked_done_and_added_by_hand(demo_db: Database, open_page: Op
     with demo_db.read_session() as s:
         after = s.get(ScheduledFollowUp, snoozed_id).due_at
     assert after > before and "Snoozed for 1 day(s)" in texts(at)
+
+
+def test_every_overdue_followup_is_reachable_page_by_page(demo_db: Database, open_page: Open) -> None:
+    from automations.services.followups import create_followup
+
+    with demo_db.session() as s:
+        contact_id = s.scalar(select(Contact.id).limit(1))
+        for n in range(60):
+            create_followup(
+                s, {"contact_id": contact_id, "title": f"Call back {n}", "due_at": utcnow() - timedelta(hours=n + 1)}
+            )
+    overdue = _count(
+        demo_db, ScheduledFollowUp, ScheduledFollowUp.status == "pending", ScheduledFollowUp.due_at < utcnow()
+    )
+    at = open_page("pages/followups.py")
+    at.selectbox(key="fu_list_size").set_value(25).run()
+    seen = len(at.dataframe[0].value)
+    while not at.button(key="fu_list_next").disabled:
+        at.button(key="fu_list_next").click().run()
+        seen += len(at.dataframe[0].value)
+    assert seen == overdue
+    assert f"of {overdue:,}" in texts(at)
+    download = at.get("download_button")
+    assert download, "each table page has its CSV download"
 
 
 def test_contact_added_and_refused_deletion_with_active_campaigns(demo_db: Database, open_page: Open) -> None:
@@ -239,7 +268,7 @@ def test_contact_added_and_refused_deletion_with_active_campaigns(demo_db: Datab
         busy = s.scalar(select(AutomationCampaign.contact_id).where(AutomationCampaign.status == "active").limit(1))
         email = s.get(Contact, busy).email
     at.text_input(key="ct_search").input(email).run()
-    at.selectbox(key="ct_open").set_value(busy).run()
+    click_row(at, "ct_list", row_of(at, busy, "#"))
     at.button(key="ct_delete").click().run()
     at.button(key="ct_delete_yes").click().run()
     assert any("active or paused campaign" in e.value for e in at.error)
@@ -259,11 +288,19 @@ def test_custom_template_created_cloned_and_system_template_read_only(app_db: Da
     at.button(key="tpl_new_save").click().run()
     assert not at.error, [e.value for e in at.error]
     assert _count(app_db, AutomationTemplate, AutomationTemplate.name == "My sequence") == 1
-    at.selectbox(key="tpl_open").set_value(_first_template_id(app_db)).run()
+    system = _first_template_id(app_db)
+    with app_db.read_session() as s:
+        system_name = s.get(AutomationTemplate, system).name
+    click_row(at, "tpl_list", row_of(at, system_name, "name"))
     assert "read-only" in texts(at)
     assert "tpl_edit" not in [b.key for b in at.button]
     at.button(key="tpl_clone").click().run()
+    assert not at.exception, at.exception
     assert _count(app_db, AutomationTemplate, AutomationTemplate.name.like("%(copy)")) == 1
+    # The copy is in the list and open at once, editable.
+    assert f"{system_name} (copy)" in set(at.dataframe[0].value["name"])
+    assert f"{system_name} (copy)" in [h.value for h in at.subheader]
+    assert "tpl_edit" in [b.key for b in at.button]
 
 
 def test_login_gate_asks_for_the_password(app_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,7 @@ from automations.domain.models import (
 from automations.domain.timeutil import utcnow
 from automations.runner.rules import process_rules
 from automations.services import contacts, rules
-from tests.pages.conftest import texts
+from tests.pages.conftest import click_row, texts
 
 PAGE = "pages/rules.py"
 
@@ -118,6 +118,8 @@ def test_edit_disable_and_delete_a_rule(app_db: Database, open_page: Callable[[s
             },
         ).id
     at = open_page(PAGE)
+    assert "When a campaign completes: create a follow-up task" in str(at.dataframe[0].value["when"][0])
+    click_row(at, "rules_list", 0)
     assert "When a campaign completes: create a follow-up task" in texts(at)
 
     key = f"rule{rule_id}"
@@ -151,3 +153,22 @@ def test_edit_disable_and_delete_a_rule(app_db: Database, open_page: Callable[[s
     with app_db.read_session() as s:
         assert s.get(FollowUpRule, rule_id) is None
     assert "No rules yet" in texts(at)
+
+
+def test_a_negative_delay_is_refused_visibly_not_changed(
+    app_db: Database, open_page: Callable[[str], AppTest]
+) -> None:
+    at = open_page(PAGE)
+    at.text_input(key="new_name").set_value("Too early")
+    at.text_input(key="new_tag").set_value("trial")
+    at.radio(key="new_action").set_value("create_followup")
+    at.run()
+    at.text_input(key="new_title").set_value("Call")
+    at.number_input(key="new_days").set_value(-3)
+    at.run()
+    assert at.number_input(key="new_days").value == -3  # kept as typed
+    assert any("-3 is below 0" in e.value for e in at.error)
+    at.button(key="new_save").click()
+    at.run()
+    with app_db.read_session() as s:
+        assert s.scalars(select(FollowUpRule)).all() == []
