@@ -22,6 +22,7 @@ from ui.common import (
     field_error,
     fmt,
     get_db,
+    other_errors,
     page_title,
     rows,
     silent_holder_text,
@@ -29,7 +30,7 @@ from ui.common import (
     type_label,
 )
 from ui.steps_editor import load_steps, steps_editor
-from ui.tables import clickable_table, page_controls, page_download, page_of, read_page
+from ui.tables import clickable_table, page_controls, page_download, page_of, read_page, scroll_to
 
 TABLE = "camp_list"
 
@@ -104,7 +105,6 @@ def _list(filters: CampaignFilter) -> None:
         progress=lambda r: round(r.progress * 100),
         steps=lambda r: f"{r.steps_finished}/{r.steps_total}",
         contact="contact_name",
-        template=lambda r: r.template_name or "—",
         next_step=_next_step,
         next_step_at=lambda r: fmt(r.next_step_at) if r.next_step_at else "—",
     )
@@ -123,7 +123,6 @@ def _list(filters: CampaignFilter) -> None:
             ),
             "steps": st.column_config.TextColumn(width=60),
             "contact": st.column_config.TextColumn(width="medium"),
-            "template": st.column_config.TextColumn(width="medium"),
             "next step": st.column_config.TextColumn(width="medium"),
             "next step at": st.column_config.TextColumn(width=140),
         },
@@ -132,6 +131,7 @@ def _list(filters: CampaignFilter) -> None:
     page_download(TABLE, frame, f"campaigns-page-{st.session_state[f'{TABLE}_page']}.csv")
     if picked is not None:
         _open(picked)
+        st.session_state["camp_scroll"] = True
         st.rerun()
 
 
@@ -194,6 +194,7 @@ def _actions(detail: CampaignDetail) -> None:
         with st.form("camp_template"):
             name = st.text_input("Template name", value=f"{detail.name} template")
             field_error(errors, "name")
+            other_errors(errors)
             if st.form_submit_button("Save template", type="primary"):
                 with action("Saved as a custom template", "camp_template_errors"):
                     with get_db().session() as s:
@@ -205,6 +206,7 @@ def _actions(detail: CampaignDetail) -> None:
         st.caption("Steps already executed stay as they are; the pending ones are replaced and re-timed.")
         errors = st.session_state.get("camp_edit_errors", {})
         steps = steps_editor("edit", errors)
+        other_errors(errors)
         save, stop = st.columns([1, 5])
         if save.button("Save steps", type="primary", key="camp_edit_save"):
             with action("Pending steps saved", "camp_edit_errors"):
@@ -272,6 +274,8 @@ def _detail_view(campaign_id: int) -> None:
     if detail is None:
         st.info("That campaign no longer exists.")
         return
+    if st.session_state.pop("camp_scroll", False):
+        scroll_to("camp_detail")
     head, close = st.columns([6, 1], vertical_alignment="center")
     head.subheader(f"{detail.name}")
     if close.button("Close", icon=":material/close:", key="camp_close"):
@@ -286,4 +290,5 @@ _list(_filters())
 chosen = st.session_state.get("camp_open")
 if chosen:
     st.divider()
-    _detail_view(chosen)
+    with st.container(key="camp_detail"):
+        _detail_view(chosen)

@@ -26,6 +26,7 @@ from ui.common import (
     field_error,
     fmt,
     get_db,
+    other_errors,
     page_title,
     rows,
     status_label,
@@ -72,17 +73,17 @@ def _contact_form(key: str, values: dict[str, Any], errors: dict[str, str]) -> d
     """The contact's fields; returns them when the form is submitted."""
     with st.form(key):
         c1, c2 = st.columns(2)
-        first = c1.text_input("First name", value=values.get("first_name", ""))
+        first = c1.text_input("First name", value=values.get("first_name", ""), max_chars=100)
         with c1:
             field_error(errors, "first_name")
-        last = c2.text_input("Last name", value=values.get("last_name", ""))
-        email = c1.text_input("Email", value=values.get("email") or "")
+        last = c2.text_input("Last name", value=values.get("last_name", ""), max_chars=100)
+        email = c1.text_input("Email", value=values.get("email") or "", max_chars=320)
         with c1:
             field_error(errors, "email")
-        phone = c2.text_input("Phone (international, e.g. +14155550123)", value=values.get("phone") or "")
+        phone = c2.text_input("Phone (international, e.g. +14155550123)", value=values.get("phone") or "", max_chars=40)
         with c2:
             field_error(errors, "phone")
-        company = c1.text_input("Company", value=values.get("company", ""))
+        company = c1.text_input("Company", value=values.get("company", ""), max_chars=200)
         timezone = c2.text_input("Timezone (IANA)", value=values.get("timezone", "UTC"))
         with c2:
             field_error(errors, "timezone")
@@ -91,6 +92,7 @@ def _contact_form(key: str, values: dict[str, Any], errors: dict[str, str]) -> d
         o1, o2 = st.columns(2)
         email_out = o1.checkbox("Opted out of email", value=values.get("email_opt_out", False))
         sms_out = o2.checkbox("Opted out of SMS", value=values.get("sms_opt_out", False))
+        other_errors(errors)
         if st.form_submit_button("Save contact", type="primary"):
             return {
                 "first_name": first,
@@ -325,9 +327,13 @@ with browse:
     _browse()
 with add:
     errors = st.session_state.get("ct_add_errors", {})
-    values = _contact_form("ct_add", {}, errors)
+    # A new form after each contact added: it opens empty (a refused one keeps what was typed).
+    added = st.session_state.get("ct_added", 0)
+    values = _contact_form(f"ct_add_{added}", {}, errors)
     if values is not None:
-        with action("Contact added", "ct_add_errors"), get_db().session() as s:
-            service.create_contact(s, values)
+        with action("Contact added", "ct_add_errors"):
+            with get_db().session() as s:
+                service.create_contact(s, values)
+            st.session_state["ct_added"] = added + 1
 with upload:
     _import()

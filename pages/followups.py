@@ -20,6 +20,7 @@ from ui.common import (
     fmt,
     get_db,
     now_minute,
+    other_errors,
     page_title,
     settings,
 )
@@ -105,13 +106,15 @@ def _add_form() -> None:
             "Contact", list(choices), format_func=choices.get, index=None, placeholder="Choose a contact"
         )
         field_error(errors, "contact_id")
-        title = st.text_input("Title")
+        title = st.text_input("Title", max_chars=300)
         field_error(errors, "title")
-        notes = st.text_area("Notes", height=68)
+        notes = st.text_area("Notes", height=68, max_chars=10_000)
+        field_error(errors, "notes")
         c1, c2 = st.columns(2)
         day = c1.date_input("Due date")
         at = c2.time_input("Due time", value=time(9, 0))
         field_error(errors, "due_at")
+        other_errors(errors)
         if st.form_submit_button("Add follow-up", type="primary"):
             with action("Follow-up added", "fu_errors"), get_db().session() as s:
                 service.create_followup(

@@ -27,7 +27,7 @@ from automations.services.templates import (
     list_templates,
     step_as_input,
 )
-from ui.common import action, db_url, fmt, get_db, page_title, settings, type_label
+from ui.common import action, db_url, field_error, fmt, get_db, other_errors, page_title, settings, type_label
 from ui.steps_editor import load_steps, steps_editor
 
 MAX_NAME = 200  # a campaign's name, as the domain limits it
@@ -134,8 +134,7 @@ errors: dict[str, str] = st.session_state.get(ERRORS, {})
 templates = _templates(db_url())
 
 name = st.text_input("Campaign name", key="new_name", placeholder="e.g. Welcome Acme", max_chars=MAX_NAME)
-if "name" in errors:
-    st.error(errors["name"], icon=":material/warning:")
+field_error(errors, "name")
 
 st.subheader("Contacts")
 mode = st.radio("Apply to", ["One contact", "Several contacts", "Everyone with a tag"], horizontal=True, key="new_mode")
@@ -165,9 +164,7 @@ else:
         contact_ids = st.multiselect(
             "Contacts", list(choices), format_func=choices.get, key="new_contacts", placeholder="Choose contacts"
         )
-for field in ("contact_id", "contact_ids"):
-    if field in errors:
-        st.error(errors[field], icon=":material/warning:")
+field_error(errors, "contact_id", "contact_ids")
 
 st.subheader("Steps")
 by_id = {t.id: t for t in templates}
@@ -194,12 +191,12 @@ if later:
     day = c2.date_input("Start date", key="new_start_date")
     at = c3.time_input("Start time", key="new_start_time", value=time(9, 0))
     start_at = as_utc(datetime.combine(day, at).replace(tzinfo=settings().tz))
-if "start_at" in errors:
-    st.error(errors["start_at"], icon=":material/warning:")
+field_error(errors, "start_at")
 
 st.subheader("Preview")
 _preview(steps, start_at, contact_ids[0] if contact_ids else None)
 
+other_errors(errors)
 if st.button("Save and activate", type="primary", key="new_save"):
     with action("Campaign saved and activated", ERRORS):
         # Every problem of the form comes back at once (name, contacts, each step).

@@ -135,7 +135,8 @@ def _step_table(lines: list[StepLine], when: str) -> None:
         ),
         hide_index=True,
         width="stretch",
-        column_config={"error": st.column_config.TextColumn(width="medium")},
+        height=38 + 35 * len(lines),
+        column_config={"error": st.column_config.TextColumn(width="large")},
     )
 
 
@@ -165,26 +166,24 @@ def overview() -> None:
     )
     _overdue(figures, alive, silent, now)
 
-    left, right = st.columns(2)
-    with left:
-        st.subheader("Next scheduled steps")
-        upcoming = _next(db_url(), now)
-        if upcoming:
-            _step_table(upcoming, "scheduled")
-        else:
-            st.info("Nothing is scheduled. Start one on **New Campaign**.", icon=":material/add_circle:")
-    with right:
-        st.subheader("Latest executions")
-        latest = _latest(db_url(), now)
-        if latest:
-            failures = sum(1 for line in latest if line.status == "failed")
-            if failures:
-                st.caption(f"{badge('failed')} {failures} failure(s) in the last 7 days are listed first.")
-            _step_table(latest, "executed")
-        else:
-            st.info(
-                "No step has run yet. Once a runner executes steps they appear here.", icon=":material/hourglass_empty:"
-            )
+    # One under the other, full width: every column readable.
+    st.subheader("Next scheduled steps")
+    upcoming = _next(db_url(), now)
+    if upcoming:
+        _step_table(upcoming, "scheduled")
+    else:
+        st.info("Nothing is scheduled. Start one on **New Campaign**.", icon=":material/add_circle:")
+    st.subheader("Latest executions")
+    latest = _latest(db_url(), now)
+    if latest:
+        failures = sum(1 for line in latest if line.status == "failed")
+        if failures:
+            st.caption(f"{badge('failed')} {failures} failure(s) in the last 7 days are listed first.")
+        _step_table(latest, "executed")
+    else:
+        st.info(
+            "No step has run yet. Once a runner executes steps they appear here.", icon=":material/hourglass_empty:"
+        )
 
 
 page_title(":material/home: Overview")

@@ -23,6 +23,7 @@ from ui.common import (
     field_error,
     fmt,
     get_db,
+    other_errors,
     page_title,
     rows,
     status_label,
@@ -95,7 +96,7 @@ def _rule_form(key: str, current: dict[str, Any], templates: dict[int, str]) -> 
     trigger_config = current.get("trigger_config") or {}
     action_config = current.get("action_config") or {}
     data: dict[str, Any] = {}
-    data["name"] = st.text_input("Name", value=current.get("name", ""), key=f"{key}_name")
+    data["name"] = st.text_input("Name", value=current.get("name", ""), key=f"{key}_name", max_chars=200)
     field_error(errors, "name")
     data["is_active"] = st.checkbox("Active", value=current.get("is_active", True), key=f"{key}_active")
 
@@ -109,7 +110,7 @@ def _rule_form(key: str, current: dict[str, Any], templates: dict[int, str]) -> 
     )
     config: dict[str, Any] = {}
     if data["trigger"] == RuleTrigger.TAG_ADDED.value:
-        config["tag"] = st.text_input("Tag", value=trigger_config.get("tag") or "", key=f"{key}_tag")
+        config["tag"] = st.text_input("Tag", value=trigger_config.get("tag") or "", key=f"{key}_tag", max_chars=64)
     elif data["trigger"] == RuleTrigger.FIELD_CHANGED.value:
         config["field"] = st.text_input(
             "Field (standard or custom)", value=trigger_config.get("field") or "", key=f"{key}_field"
@@ -217,6 +218,7 @@ def _rule_form(key: str, current: dict[str, Any], templates: dict[int, str]) -> 
             "N days", f"{key}_reenrol_days", int(current.get("reenroll_after_days") or 30), 3650, lower=1
         )
         field_error(errors, "reenroll_after_days")
+    other_errors(errors)
     return data
 
 

@@ -10,7 +10,7 @@ from automations.domain.models import TemplateCategory
 from automations.domain.timeutil import humanize_delay
 from automations.services import templates as service
 from automations.services.templates import TemplateSummary
-from ui.common import action, db_url, field_error, get_db, page_title, rows, type_label
+from ui.common import action, db_url, field_error, get_db, other_errors, page_title, rows, type_label
 from ui.steps_editor import load_steps, steps_editor
 from ui.tables import clickable_table, page_download
 
@@ -34,17 +34,30 @@ def _duration(summary: TemplateSummary) -> str:
 
 
 def _form(prefix: str, values: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
-    """Name, category, description and steps of a custom template."""
+    """Name, category, description and steps of a custom template. The fields start
+    from `values` (their state is kept under the prefix, so `_fill` can reset them)."""
+    for field, default in (("name", ""), ("category", "custom"), ("desc", "")):
+        st.session_state.setdefault(f"{prefix}_{field}", values.get(FIELDS[field], default))
     c1, c2 = st.columns([3, 1])
-    name = c1.text_input("Name", value=values.get("name", ""), key=f"{prefix}_name")
+    name = c1.text_input("Name", key=f"{prefix}_name", max_chars=200)
     with c1:
         field_error(errors, "name")
-    category = c2.selectbox(
-        "Category", CATEGORIES, key=f"{prefix}_category", index=CATEGORIES.index(values.get("category", "custom"))
-    )
-    description = st.text_area("Description", value=values.get("description", ""), key=f"{prefix}_desc", height=68)
+    category = c2.selectbox("Category", CATEGORIES, key=f"{prefix}_category")
+    description = st.text_area("Description", key=f"{prefix}_desc", height=68, max_chars=5000)
+    field_error(errors, "description")
     steps = steps_editor(prefix, errors)
+    other_errors(errors)
     return {"name": name, "category": category, "description": description, "steps": steps}
+
+
+FIELDS = {"name": "name", "category": "category", "desc": "description"}
+
+
+def _fill(prefix: str, values: dict[str, Any], steps: list[dict[str, Any]]) -> None:
+    """Put `values` and `steps` in the form of `prefix` (before it is drawn)."""
+    for field, default in (("name", ""), ("category", "custom"), ("desc", "")):
+        st.session_state[f"{prefix}_{field}"] = values.get(FIELDS[field], default)
+    load_steps(prefix, steps)
 
 
 def _detail(summary: TemplateSummary) -> None:
@@ -83,7 +96,12 @@ def _detail(summary: TemplateSummary) -> None:
         return
     if cols[1].button("Edit", icon=":material/edit:", key="tpl_edit"):
         st.session_state["tpl_editing"] = summary.id
-        load_steps("tpl_edit", steps)
+        st.session_state.pop("tpl_edit_errors", None)
+        _fill(
+            "tpl_edit",
+            {"name": summary.name, "category": summary.category, "description": summary.description},
+            steps,
+        )
     if cols[2].button("Delete", icon=":material/delete:", key="tpl_delete"):
         st.session_state["tpl_confirm_delete"] = summary.id
     if st.session_state.get("tpl_confirm_delete") == summary.id:
@@ -160,15 +178,13 @@ browse, create = st.tabs(["All templates", "New template"])
 with browse:
     _browse()
 with create:
-    if "tpl_new_version" not in st.session_state:
-        load_steps("tpl_new", [])
+    if "tpl_new_version" not in st.session_state or st.session_state.pop("tpl_new_reset", False):
+        _fill("tpl_new", {}, [])
     errors = st.session_state.get("tpl_new_errors", {})
     values = _form("tpl_new", {}, errors)
     if st.button("Create template", type="primary", key="tpl_new_save"):
         with action("Template created", "tpl_new_errors"):
             with get_db().session() as s:
                 created = service.create_template(s, values)
-            load_steps("tpl_new", [])
-            st.session_state.pop("tpl_new_name", None)
-            st.session_state.pop("tpl_new_desc", None)
+            st.session_state["tpl_new_reset"] = True
             _open(created.id)

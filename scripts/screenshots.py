@@ -1,4 +1,5 @@
-"""Regenerate the README's screenshots (docs/overview.png, docs/campaign_builder.png).
+"""Regenerate the README's screenshots: docs/overview.png, docs/campaign_builder.png
+and one of every page in docs/screens/.
 
     python scripts/screenshots.py [--out docs]
 
@@ -66,6 +67,49 @@ def _builder(page: Page, url: str, contact_email: str) -> None:
     _settle(page, "New Campaign")
 
 
+# Every page of the navigation: (URL path, heading, file name).
+PAGES = [
+    ("", "Overview", "overview"),
+    ("campaigns", "Campaigns", "campaigns"),
+    ("new_campaign", "New Campaign", "new_campaign"),
+    ("templates", "Templates", "templates"),
+    ("calendar", "Calendar", "calendar"),
+    ("statistics", "Statistics", "statistics"),
+    ("rules", "Follow-up rules", "rules"),
+    ("followups", "Follow-ups", "followups"),
+    ("contacts", "Contacts", "contacts"),
+    ("settings", "Settings", "settings"),
+]
+
+
+def _click_first_row(page: Page) -> None:
+    """Open the first row of the page's first list (a click on its row marker)."""
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    if box is not None:
+        page.mouse.click(box["x"] + 18, box["y"] + 35 + 17)
+        page.wait_for_timeout(2500)
+
+
+def _every_page(page: Page, url: str, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for path, heading, name in PAGES:
+        page.goto(f"{url}/{path}")
+        _settle(page, heading)
+        if name in ("campaigns", "templates", "contacts", "followups"):
+            _click_first_row(page)
+        # Streamlit scrolls inside its own container: a tall window shows the whole page.
+        height = page.evaluate(
+            "Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], section.main')]"
+            ".map(e => e.scrollHeight), 1000)"
+        )
+        page.set_viewport_size({"width": 1440, "height": min(int(height), 4000)})
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(out / f"{name}.png"))
+        page.set_viewport_size({"width": 1440, "height": 1000})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
@@ -126,11 +170,13 @@ def main() -> None:
                 page.set_viewport_size({"width": 1440, "height": 1900})
                 _builder(page, url, email)
                 page.screenshot(path=str(args.out / "campaign_builder.png"))
+                page.set_viewport_size({"width": 1440, "height": 1000})
+                _every_page(page, url, args.out / "screens")
                 browser.close()
         finally:
             server.terminate()
             server.wait(timeout=10)
-    print(f"wrote {args.out / 'overview.png'} and {args.out / 'campaign_builder.png'}")
+    print(f"wrote {args.out / 'overview.png'}, {args.out / 'campaign_builder.png'} and {args.out / 'screens'}/")
 
 
 if __name__ == "__main__":

@@ -150,8 +150,12 @@ def page_title(title: str) -> None:
     """The page's title, and the toast queued by the action that led here. Every
     page calls it first."""
     _through_router()
+    st.session_state[SHOWN_ERRORS] = set()
     st.title(title)
     show_flash()
+
+
+SHOWN_ERRORS = "_errors_shown"
 
 
 def field_error(errors: dict[str, str], *fields: str) -> None:
@@ -159,6 +163,20 @@ def field_error(errors: dict[str, str], *fields: str) -> None:
     for name in fields:
         if name in errors:
             st.error(f"{errors[name]}", icon=":material/warning:")
+            mark_shown(name)
+
+
+def mark_shown(field: str) -> None:
+    """`field`'s problem is on screen (`other_errors` leaves it out)."""
+    st.session_state.setdefault(SHOWN_ERRORS, set()).add(field)
+
+
+def other_errors(errors: dict[str, str]) -> None:
+    """The problems no field of the form showed (a form shows every problem of a save)."""
+    shown = st.session_state.get(SHOWN_ERRORS, set())
+    for field, problem in errors.items():
+        if field not in shown:
+            st.error(f"{field.replace('_', ' ').replace('.', ' ')}: {problem}", icon=":material/warning:")
 
 
 @contextmanager

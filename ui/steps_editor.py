@@ -22,7 +22,7 @@ from automations.services.schemas import (
     MAX_SMS_BODY,
     MAX_SUBJECT,
 )
-from ui.common import field_error, type_label
+from ui.common import field_error, mark_shown, type_label
 
 MESSAGE_TYPES = ["email", "sms", "task", "webhook"]
 CONTENT_FIELDS = ("subject", "body", "webhook_url")
@@ -142,6 +142,7 @@ def steps_editor(prefix: str, errors: dict[str, str] | None = None) -> list[dict
             )
             if problem:
                 st.error(f"Step {index + 1}, {FIELD_NAMES[problem_field]}: {problem}", icon=":material/warning:")
+            mark_shown(f"steps.{index}.{problem_field}")
         has_error = any(key.startswith(f"steps.{index}.") for key in errors)
         label = f"Step {index + 1} · {name or '(no name)'} · {type_label(kind)}"
         # A panel opens where there is something to do (a problem, content still to
@@ -156,8 +157,7 @@ def steps_editor(prefix: str, errors: dict[str, str] | None = None) -> list[dict
         with st.expander(label, key=panel, on_change=_keep):
             step.update(_content_fields(prefix, uid, kind, index, errors))
         steps.append(step)
-    if "steps" in errors:
-        st.error(errors["steps"], icon=":material/warning:")
+    field_error(errors, "steps")
     _add_buttons(prefix, steps)
     return steps
 

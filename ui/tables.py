@@ -127,3 +127,16 @@ def page_download(key: str, frame: pd.DataFrame | Any, file_name: str) -> None:
         key=f"{key}_csv",
         on_click="ignore",
     )
+
+
+def scroll_to(key: str) -> None:
+    """Bring the container of `key` (`st.container(key=...)`) into view: the row a
+    user clicked opens below the list, out of sight otherwise."""
+    import streamlit.components.v1 as components
+
+    components.html(
+        "<script>const target = window.parent.document.querySelector("
+        + repr(f".st-key-{key}")
+        + ");if (target) target.scrollIntoView({behavior: 'smooth', block: 'start'});</script>",
+        height=0,
+    )

@@ -155,9 +155,7 @@ def test_edit_disable_and_delete_a_rule(app_db: Database, open_page: Callable[[s
     assert "No rules yet" in texts(at)
 
 
-def test_a_negative_delay_is_refused_visibly_not_changed(
-    app_db: Database, open_page: Callable[[str], AppTest]
-) -> None:
+def test_a_negative_delay_is_refused_visibly_not_changed(app_db: Database, open_page: Callable[[str], AppTest]) -> None:
     at = open_page(PAGE)
     at.text_input(key="new_name").set_value("Too early")
     at.text_input(key="new_tag").set_value("trial")
