@@ -17,7 +17,9 @@ from ui.signin import SignInThrottle
 
 HERE = Path(__file__).parent
 
-st.set_page_config(page_title="Automations", page_icon=":material/forward_to_inbox:", layout="wide")
+# The icon is a file served by the dashboard itself: a Material icon name would make the
+# browser fetch it from Google Fonts, and offline there would be none.
+st.set_page_config(page_title="Automations", page_icon=str(HERE / "ui/assets/favicon.png"), layout="wide")
 
 
 @st.cache_resource

@@ -1,10 +1,17 @@
 """Calendar: every step of every campaign in a week, month or year, with filters,
-the detail of an event, and the period's CSV."""
+the steps of a chosen day, the detail of an event, and the period's CSV.
+
+Every day and time on the page is written one way (`day_label`, `moment_label`:
+"Mon 2 Mar 2026 14:05"); the calendar component is set up to write its headers
+and times the same way.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import astuple
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -13,26 +20,41 @@ from streamlit_calendar import calendar as fullcalendar
 from automations.domain.errors import NotFound
 from automations.domain.timeutil import utcnow
 from automations.reports.calendar import (
+    DATE_INPUT_FORMAT,
     VIEWS,
+    WEEKDAY_NAMES,
+    CalendarDay,
     CalendarEvent,
     CalendarFilter,
     CalendarPeriod,
     EventDetail,
+    View,
+    YearDay,
+    busiest_days,
+    calendar_day,
     calendar_period,
+    column_label,
+    day_label,
     event_detail,
     hour_grid,
+    local_day,
+    moment_label,
     month_cells,
+    period_days,
     period_label,
     shift_period,
-    year_heatmap,
+    time_label,
+    year_months,
 )
 from automations.reports.exports import ExportFilter, csv_bytes, export_file_name
 from automations.services.campaigns import CampaignFilter, list_campaigns
 from automations.services.contacts import ContactFilter, search_contacts
 from automations.services.templates import list_templates
-from ui.common import badge, db_url, fmt, get_db, page_title, settings, type_label
+from ui.common import badge, db_url, get_db, page_title, settings, type_label
 
 TYPE_COLOURS = {"email": "#2563eb", "sms": "#16a34a", "task": "#d97706", "webhook": "#7c3aed"}
+# Streamlit's named colours nearest to TYPE_COLOURS, for the legend.
+TYPE_BADGES = {"email": "blue", "sms": "green", "task": "orange", "webhook": "violet"}
 STATUS_MARKS = {
     "pending": "○",
     "running": "▸",
@@ -44,15 +66,36 @@ STATUS_MARKS = {
 }
 MESSAGE_TYPES = ["email", "sms", "task", "webhook"]
 STATUSES = ["pending", "running", "sent", "done", "failed", "skipped", "canceled"]
+# The year view's day shades (fill, text) from a few steps (1) to as busy as the
+# busiest day of the year (4); days without steps keep the button's own colours.
+YEAR_SHADES = {
+    1: ("#fef3c7", "#1f2937"),
+    2: ("#fde68a", "#1f2937"),
+    3: ("#fb923c", "#1f2937"),
+    4: ("#c2410c", "#ffffff"),
+}
+# The pickers of what is chosen in one period and view (moving to another empties
+# them); they are set to None rather than forgotten, which would leave the browser
+# showing the old choice.
+PICKERS = ("cal_day", "cal_pick")
+# FullCalendar's Intl locale: day headers "Mon 2" and 24-hour times "09:00", as `day_label` writes them.
+FULLCALENDAR_LOCALE = "en-GB"
+TIME_FORMAT = {"hour": "2-digit", "minute": "2-digit", "hour12": False}
 
 
 # --- cached reads -----------------------------------------------------------------
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _period(url: str, tz_name: str, view: str, anchor: date, filters: tuple) -> CalendarPeriod:
+def _period(url: str, tz_name: str, view: View, anchor: date, filters: tuple) -> CalendarPeriod:
     with get_db().read_session() as s:
-        return calendar_period(s, view, anchor, settings().tz, CalendarFilter(*filters))  # type: ignore[arg-type]
+        return calendar_period(s, view, anchor, settings().tz, CalendarFilter(*filters))
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _day(url: str, tz_name: str, day: date, filters: tuple) -> CalendarDay:
+    with get_db().read_session() as s:
+        return calendar_day(s, day, settings().tz, CalendarFilter(*filters))
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -95,6 +138,18 @@ def _init_state() -> None:
     st.session_state.setdefault("cal_view", "month")
     st.session_state.setdefault("cal_anchor", _today())
     st.session_state.setdefault("cal_jump", st.session_state["cal_anchor"])
+    st.session_state.setdefault("cal_nav", 0)
+
+
+def _navigated() -> None:
+    """Another period or view: forget the day and event chosen in the old one.
+
+    `cal_nav` is part of the calendar component's key, so the component is drawn
+    afresh and its last click (which it keeps returning) is not taken again."""
+    for key in PICKERS:
+        st.session_state[key] = None
+    st.session_state.pop("cal_selected", None)
+    st.session_state["cal_nav"] = st.session_state.get("cal_nav", 0) + 1
 
 
 def _move(steps: int) -> None:
@@ -103,11 +158,46 @@ def _move(steps: int) -> None:
         _today() if steps == 0 else shift_period(st.session_state["cal_view"], anchor, steps)
     )
     st.session_state["cal_jump"] = st.session_state["cal_anchor"]
+    _navigated()
 
 
 def _jump() -> None:
     if st.session_state.get("cal_jump"):
         st.session_state["cal_anchor"] = st.session_state["cal_jump"]
+    _navigated()
+
+
+def _open_day(day: date) -> None:
+    """A day clicked in the year view: its week, with the steps of that day listed."""
+    st.session_state["cal_view"] = "week"
+    st.session_state["cal_anchor"] = day
+    st.session_state["cal_jump"] = day
+    _navigated()
+    st.session_state["cal_day"] = day
+
+
+def _choose_day(day: date) -> None:
+    """A day clicked in the current period: list its steps (before the day picker is drawn)."""
+    st.session_state["cal_day"] = day
+    st.session_state["cal_pick"] = None
+
+
+def _choose_event(step_id: int) -> None:
+    st.session_state["cal_selected"] = step_id
+    st.session_state["cal_pick"] = step_id
+
+
+def _day_changed() -> None:
+    st.session_state["cal_pick"] = None
+
+
+def _picked() -> None:
+    st.session_state["cal_selected"] = st.session_state.get("cal_pick")
+
+
+def _period_day_list(view: View, anchor: date) -> list[date]:
+    first, after = period_days(view, anchor)
+    return [first + timedelta(days=i) for i in range((after - first).days)]
 
 
 # --- controls ---------------------------------------------------------------------
@@ -115,11 +205,11 @@ def _jump() -> None:
 
 def _navigation() -> None:
     c1, c2, c3, c4, c5 = st.columns([3, 1, 1, 1, 2], vertical_alignment="bottom")
-    c1.radio("View", list(VIEWS), key="cal_view", horizontal=True, format_func=str.title)
+    c1.radio("View", list(VIEWS), key="cal_view", horizontal=True, format_func=str.title, on_change=_navigated)
     c2.button("◀ Previous", key="cal_prev", on_click=_move, args=(-1,), width="stretch")
     c3.button("Today", key="cal_today", on_click=_move, args=(0,), width="stretch")
     c4.button("Next ▶", key="cal_next", on_click=_move, args=(1,), width="stretch")
-    c5.date_input("Jump to", key="cal_jump", on_change=_jump, format="YYYY-MM-DD")
+    c5.date_input("Jump to (day/month/year)", key="cal_jump", on_change=_jump, format=DATE_INPUT_FORMAT)
 
 
 def _filters() -> CalendarFilter:
@@ -175,9 +265,32 @@ def _title(event: CalendarEvent) -> str:
     return f"{STATUS_MARKS.get(event.status, '')} {event.title} · {event.contact_name}"
 
 
-def _fullcalendar(period: CalendarPeriod, view: str) -> None:
+def _legend() -> str:
+    types = " ".join(f":{TYPE_BADGES[k]}-badge[{type_label(k)}]" for k in MESSAGE_TYPES)
+    return f"{types} · ✓ sent/done ✗ failed ↷ skipped ○ pending ▸ running ⊘ canceled"
+
+
+# Month events are all bars (time, then the whole title wrapped over as many lines
+# as it needs), never FullCalendar's dots or titles cut at the cell's edge.
+FULLCALENDAR_CSS = """
+.fc-daygrid-event, .fc-daygrid-block-event { white-space: normal; }
+.fc-daygrid-block-event .fc-event-main-frame { align-items: flex-start; }
+.fc-event-time { flex-shrink: 0; overflow: visible; }
+.fc-event-title, .fc-h-event .fc-event-title {
+  white-space: normal; overflow: visible; text-overflow: clip; overflow-wrap: anywhere;
+}
+.fc-timegrid-slot { height: 2.2em; }
+.fc-timegrid-event .fc-event-title { overflow: hidden; }
+.fc-daygrid-day, .fc-timegrid-slot-lane { cursor: pointer; }
+.status-canceled, .status-skipped { opacity: .55; }
+.status-failed { border-width: 3px !important; }
+.status-canceled .fc-event-title { text-decoration: line-through; }
+"""
+
+
+def _fullcalendar(period: CalendarPeriod, view: View) -> None:
     tz = settings().tz
-    events = []
+    events: list[dict[str, Any]] = []
     for e in period.events:
         # Local wall-clock times shown as they are (FullCalendar in "UTC" mode does
         # not convert), so the grid is in the configured timezone.
@@ -191,128 +304,247 @@ def _fullcalendar(period: CalendarPeriod, view: str) -> None:
                 "end": (local + timedelta(minutes=45)).isoformat(),
                 "backgroundColor": colour,
                 "borderColor": "#dc2626" if e.status == "failed" else colour,
+                "textColor": "#ffffff",
                 "classNames": [f"status-{e.status}"],
             }
         )
-    options = {
-        "initialView": "timeGridWeek" if view == "week" else "dayGridMonth",
+    options: dict[str, Any] = {
         "initialDate": period.anchor.isoformat(),
         "headerToolbar": False,
         "timeZone": "UTC",
+        "locale": FULLCALENDAR_LOCALE,
         "firstDay": 1,
-        "height": 680 if view == "week" else "auto",
-        "dayMaxEvents": 4,
-        "allDaySlot": False,
-        "scrollTime": "07:00:00",
-        "eventTimeFormat": {"hour": "2-digit", "minute": "2-digit", "hour12": False},
+        "eventDisplay": "block",
+        "displayEventEnd": False,
+        "eventTimeFormat": TIME_FORMAT,
+        # "Today" is the display timezone's, not the browser's.
+        "now": utcnow().astimezone(tz).replace(tzinfo=None).isoformat(timespec="minutes"),
     }
-    css = (
-        ".status-canceled, .status-skipped {opacity: .55;}"
-        ".status-failed {border-width: 3px !important;}"
-        ".status-canceled .fc-event-title {text-decoration: line-through;}"
-    )
+    if view == "week":
+        # The whole day is in the grid: it opens at 07:00 and scrolls from midnight to midnight.
+        options |= {
+            "initialView": "timeGridWeek",
+            "height": 760,
+            "slotMinTime": "00:00:00",
+            "slotMaxTime": "24:00:00",
+            "scrollTime": "07:00:00",
+            "allDaySlot": False,
+            "slotLabelFormat": TIME_FORMAT,
+            "dayHeaderFormat": {"weekday": "short", "day": "numeric"},
+        }
+    else:
+        options |= {
+            "initialView": "dayGridMonth",
+            "height": "auto",
+            "dayMaxEvents": 4,
+            "showNonCurrentDates": False,
+            "fixedWeekRows": False,
+            "dayHeaderFormat": {"weekday": "short"},
+        }
+    key = f"cal_fc_{st.session_state['cal_nav']}_{view}_{period.anchor.isoformat()}_{len(events)}"
     state = fullcalendar(
         events=events,
         options=options,
-        custom_css=css,
-        callbacks=["eventClick"],
-        key=f"cal_fc_{view}_{period.anchor.isoformat()}_{len(events)}",
+        custom_css=FULLCALENDAR_CSS,
+        callbacks=["dateClick", "eventClick"],
+        key=key,
     )
-    clicked = (state or {}).get("eventClick", {}).get("event", {}).get("id")
-    if clicked and clicked != st.session_state.get("cal_last_click"):
-        st.session_state["cal_last_click"] = clicked
-        st.session_state["cal_selected"] = int(clicked)
+    # The component returns its last click on every rerun: act on each click once.
+    value = state or {}
+    seen = json.dumps([key, value], sort_keys=True, default=str)
+    if not value.get("callback") or st.session_state.get("cal_fc_seen") == seen:
+        return
+    st.session_state["cal_fc_seen"] = seen
+    days = _period_day_list(view, period.anchor)
+    if value["callback"] == "eventClick":
+        clicked = next((e for e in period.events if str(e.id) == value["eventClick"]["event"].get("id")), None)
+        if clicked is not None:
+            _choose_day(local_day(clicked.start, tz))
+            _choose_event(clicked.id)
+    elif value["callback"] == "dateClick":
+        day = date.fromisoformat(value["dateClick"]["date"][:10])
+        if day in days:
+            _choose_day(day)
+
+
+def _day_button(day: date, label: str, key: str) -> None:
+    st.button(
+        label, key=key, on_click=_choose_day, args=(day,), type="tertiary", help=f"List the steps of {day_label(day)}"
+    )
 
 
 def _month_grid(period: CalendarPeriod) -> None:
-    st.caption("Busy month: each day shows its count by message type and its first steps.")
-    header = st.columns(7)
-    for column, name in zip(header, ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), strict=False):
+    st.caption(
+        "Busy month: each day shows its count by message type and its first steps; click a day to list them all."
+    )
+    tz = settings().tz
+    for column, name in zip(st.columns(7), WEEKDAY_NAMES, strict=True):
         column.markdown(f"**{name}**")
     for week in month_cells(period):
-        columns = st.columns(7, border=True)
-        for column, cell in zip(columns, week, strict=False):
-            label = f"**{cell.day.day}**" if cell.in_month else f":gray[{cell.day.day}]"
-            lines = [label]
+        for column, cell in zip(st.columns(7, border=True), week, strict=True):
+            if not cell.in_month:
+                column.markdown(f":gray[{cell.day.day}]")
+                continue
+            with column:
+                _day_button(cell.day, f"**{cell.day.day}**", f"cal_mday_{cell.day.isoformat()}")
             if cell.summary:
-                lines.append(f"{cell.summary.total} steps")
+                lines = [f"{cell.summary.total} steps"]
                 lines.append(" ".join(f"{type_label(k)} {n}" for k, n in sorted(cell.summary.by_type.items())))
-                lines += [f"{fmt(e.start, '%H:%M')} {_title(e)}" for e in cell.summary.first]
-            column.markdown("  \n".join(lines))
+                lines += [f"{time_label(e.start, tz)} {_title(e)}" for e in cell.summary.first]
+                column.markdown("  \n".join(lines))
 
 
 def _week_grid(period: CalendarPeriod) -> None:
-    st.caption("Busy week: steps per hour and day.")
+    st.caption("Busy week: steps per hour and day, over the whole day.")
     rows = hour_grid(period)
     days = [k for k in rows[0] if k != "hour"]
+    hours = [row["hour"] for row in rows]
     figure = go.Figure(
         go.Heatmap(
             z=[[row[d] for d in days] for row in rows],
             x=days,
-            y=[row["hour"] for row in rows],
+            y=hours,
             colorscale="Blues",
             hovertemplate="%{x} %{y}: %{z} steps<extra></extra>",
         )
     )
-    figure.update_yaxes(autorange="reversed")
-    figure.update_layout(height=620, margin={"t": 10, "b": 10})
+    # Every hour labelled, midnight at the top.
+    figure.update_yaxes(autorange="reversed", type="category", tickmode="array", tickvals=hours)
+    figure.update_xaxes(type="category", side="top")
+    figure.update_layout(height=680, margin={"t": 30, "b": 10})
     st.plotly_chart(figure, key="cal_week_heatmap")
-    if period.day_samples:
-        st.caption("The first steps of each day (choose one below to see its details).")
-        first = period.start.astimezone(settings().tz).date()
-        for column, offset in zip(st.columns(7, border=True), range(7), strict=False):
-            day = first + timedelta(days=offset)
-            lines = [f"**{day:%a %d}**"]
-            lines += [f"{fmt(e.start, '%H:%M')} {_title(e)}" for e in period.day_samples.get(f"{day:%Y-%m-%d}", [])]
-            column.markdown("  \n".join(lines))
+    tz = settings().tz
+    st.caption("The first steps of each day; click a day to list all its steps.")
+    first, _ = period_days("week", period.anchor)
+    for column, offset in zip(st.columns(7, border=True), range(7), strict=True):
+        day = first + timedelta(days=offset)
+        with column:
+            _day_button(day, f"**{column_label(day)}**", f"cal_wday_{day.isoformat()}")
+        lines = [f"{time_label(e.start, tz)} {_title(e)}" for e in period.day_samples.get(day.isoformat(), [])]
+        column.markdown("  \n".join(lines) or ":gray[no steps]")
+
+
+def _year_style() -> None:
+    """The year's day buttons: small, and shaded by how busy each day is (the shade
+    is in the button's key, which Streamlit exposes as a CSS class)."""
+    rules = [
+        '[class*="st-key-cal_yday_"] button {min-height: 2.6rem; padding: 0 2px; line-height: 1.05;'
+        " border-color: rgba(128, 128, 128, .25);}",
+        '[class*="st-key-cal_yday_"] button p {font-size: .8rem;}',
+        '[class*="st-key-cal_ymonth_"] [data-testid="stCaptionContainer"] {text-align: center;}',
+        '[class*="st-key-cal_yblank_"] {visibility: hidden;}',
+        '[class*="st-key-cal_yblank_"] button {min-height: 2.6rem;}',
+    ]
+    rules += [
+        f'[class*="st-key-cal_yday_s{level}_"] button {{background-color: {fill}; color: {text};}}'
+        for level, (fill, text) in YEAR_SHADES.items()
+    ]
+    st.html("<style>" + "\n".join(rules) + "</style>")
+
+
+def _year_day(cell: YearDay) -> None:
+    label = f"**{cell.day.day}**" + (f"  \n{cell.total}" if cell.total else "  \n·")
+    st.button(
+        label,
+        key=f"cal_yday_s{cell.shade}_{cell.day.isoformat()}",
+        on_click=_open_day,
+        args=(cell.day,),
+        help=f"{day_label(cell.day)}: {cell.total} step(s), {cell.executed} executed, {cell.scheduled} scheduled",
+        width="stretch",
+    )
 
 
 def _year(period: CalendarPeriod) -> None:
-    heat = year_heatmap(period)
-    figure = go.Figure(
-        go.Heatmap(
-            z=heat.totals,
-            x=heat.days,
-            y=heat.months,
-            customdata=[
-                [[e, s] for e, s in zip(row_e, row_s, strict=False)]
-                for row_e, row_s in zip(heat.executed, heat.scheduled, strict=False)
-            ],
-            colorscale="YlOrRd",
-            xgap=2,
-            ygap=2,
-            hoverongaps=False,
-            hovertemplate="%{y} %{x}: %{z} steps<br>executed %{customdata[0]}, "
-            "scheduled %{customdata[1]}<extra></extra>",
-        )
-    )
-    figure.update_yaxes(autorange="reversed")
-    figure.update_xaxes(dtick=1)
-    figure.update_layout(height=480, margin={"t": 10, "b": 10})
-    st.plotly_chart(figure, key="cal_year_heatmap")
-    if heat.busiest:
-        st.markdown("**Busiest days:** " + ", ".join(f"{d:%d %b} ({n})" for d, n in heat.busiest))
+    st.caption("Each day shows its number of steps (· for none), darker when busier; click a day to open its week.")
+    _year_style()
+    months = year_months(period)
+    for row in range(0, 12, 3):
+        for column, month in zip(st.columns(3, gap="large"), months[row : row + 3], strict=True):
+            with column.container(key=f"cal_ymonth_{month.month}"):
+                st.markdown(f"**{month.name}**")
+                # One column per weekday, its days stacked: a seventh of the
+                # layout blocks a row per week needs, so the year draws quickly.
+                for weekday, column_of_days in enumerate(st.columns(7, gap="xxsmall")):
+                    with column_of_days:
+                        st.caption(WEEKDAY_NAMES[weekday])
+                        for week in month.weeks:
+                            cell = week[weekday]
+                            if cell is not None:
+                                _year_day(cell)
+                            elif week is month.weeks[0]:
+                                # Before the 1st: a blank the height of a day.
+                                st.button(
+                                    " ", key=f"cal_yblank_{month.month}_{weekday}", disabled=True, width="stretch"
+                                )
+    if busiest := busiest_days(period):
+        st.markdown("**Busiest days:** " + ", ".join(f"{day_label(d)} ({n})" for d, n in busiest))
 
 
-def _event_list(period: CalendarPeriod) -> None:
-    listed = (
-        period.events
-        or [e for b in period.buckets for e in b.first]
-        or [e for day in sorted(period.day_samples) for e in period.day_samples[day]]
+def _day_picker(view: View, anchor: date) -> date | None:
+    days = _period_day_list(view, anchor)
+    if st.session_state.get("cal_day") not in (None, *days):
+        st.session_state["cal_day"] = None
+    return st.selectbox(
+        "Day",
+        days,
+        format_func=day_label,
+        index=None,
+        placeholder="Click a day in the calendar, or choose one, to list its steps",
+        key="cal_day",
+        on_change=_day_changed,
     )
-    if not listed:
+
+
+def _day_list(day: CalendarDay, filters: CalendarFilter) -> None:
+    tz = settings().tz
+    st.markdown(f"#### {day_label(day.day)}")
+    if not day.total:
+        st.caption(f"Nothing scheduled or executed on {day_label(day.day)}.")
         return
-    options = {e.id: f"{fmt(e.start)} · {_title(e)} · {e.campaign_name}" for e in listed}
-    chosen = st.selectbox(
+    shown = len(day.events)
+    more = f" (the first {shown} listed; download the day for all of them)" if shown < day.total else ""
+    st.caption(f"{day.total} step(s) on {day_label(day.day)}{more}")
+    st.table(
+        [
+            {
+                "Time": time_label(e.start, tz),
+                "Step": e.title,
+                "Type": type_label(e.message_type),
+                "Status": f"{STATUS_MARKS.get(e.status, '')} {e.status}",
+                "Campaign": e.campaign_name,
+                "Contact": e.contact_name,
+            }
+            for e in day.events
+        ],
+        hide_index=True,
+    )
+    _download(day.start, day.end, filters, "⬇️ Download this day (CSV)", "cal_download_day")
+
+
+def _event_list(period: CalendarPeriod, day: CalendarDay | None) -> None:
+    tz = settings().tz
+    if day is not None:
+        options = {e.id: f"{time_label(e.start, tz)} · {_title(e)} · {e.campaign_name}" for e in day.events}
+    else:
+        listed = (
+            period.events
+            or [e for b in period.buckets for e in b.first]
+            or [e for key in sorted(period.day_samples) for e in period.day_samples[key]]
+        )
+        options = {e.id: f"{moment_label(e.start, tz)} · {_title(e)} · {e.campaign_name}" for e in listed}
+    if not options:
+        return
+    if st.session_state.get("cal_pick") not in (None, *options):
+        st.session_state["cal_pick"] = None
+    st.selectbox(
         "Event",
         list(options),
         format_func=options.get,
         index=None,
         placeholder="Choose an event to see its details",
         key="cal_pick",
+        on_change=_picked,
     )
-    if chosen is not None:
-        st.session_state["cal_selected"] = chosen
 
 
 def _show_detail() -> None:
@@ -323,16 +555,17 @@ def _show_detail() -> None:
     if detail is None:
         st.info("That step no longer exists.")
         return
+    tz = settings().tz
     e = detail.event
     with st.container(border=True):
-        st.subheader(f"{type_label(e.message_type)} {e.title}")
+        st.subheader(f"{type_label(e.message_type)} · {e.title}")
         st.markdown(
             f"{badge(e.status)} · campaign **{e.campaign_name}** ({detail.campaign_status}) · "
-            f"contact **{e.contact_name}** · step {detail.position}"
+            f"contact **{e.contact_name}** · step {detail.position + 1}"
         )
-        when = f"Planned {fmt(detail.scheduled_at)}"
+        when = f"Planned {moment_label(detail.scheduled_at, tz)}"
         if detail.executed_at:
-            when += f" · executed {fmt(detail.executed_at)}"
+            when += f" · executed {moment_label(detail.executed_at, tz)}"
         st.caption(f"{when} · attempts {detail.attempts}")
         if detail.last_error:
             st.error(detail.last_error)
@@ -344,10 +577,10 @@ def _show_detail() -> None:
             st.text(detail.body)
 
 
-def _download(period: CalendarPeriod, filters: CalendarFilter) -> None:
+def _download(start: datetime, end: datetime, filters: CalendarFilter, label: str, key: str) -> None:
     export = ExportFilter(
-        start=period.start,
-        end=period.end,
+        start=start,
+        end=end,
         campaign_id=filters.campaign_id,
         template_id=filters.template_id,
         contact_id=filters.contact_id,
@@ -360,12 +593,12 @@ def _download(period: CalendarPeriod, filters: CalendarFilter) -> None:
             return csv_bytes(s, "calendar", export)
 
     st.download_button(
-        "⬇️ Download this period (CSV)",
+        label,
         data=build,
         file_name=export_file_name("calendar", export),
         mime="text/csv",
         on_click="ignore",
-        key="cal_download",
+        key=key,
     )
 
 
@@ -375,22 +608,20 @@ page_title(":material/calendar_month: Calendar")
 _init_state()
 _navigation()
 filters = _filters()
-view = st.session_state["cal_view"]
-anchor = st.session_state["cal_anchor"]
+view: View = st.session_state["cal_view"]
+anchor: date = st.session_state["cal_anchor"]
 period = _period(db_url(), settings().timezone, view, anchor, astuple(filters))
 
 st.markdown(f"### {period_label(view, anchor)}")
-st.caption(
-    f"{period.total} step(s) in this {view} · times in {settings().timezone} · "
-    + " ".join(f"{type_label(k)}" for k in MESSAGE_TYPES)
-    + " · ✓ sent/done ✗ failed ↷ skipped ○ pending ⊘ canceled"
-)
+st.caption(f"{period.total} step(s) in this {view} · times in {settings().timezone} · {_legend()}")
 if period.total == 0:
     st.info(
         "Nothing scheduled or executed in this period. Start a campaign on **New Campaign**, or move to another period."
     )
-elif view == "year":
+if view == "year":
     _year(period)
+elif period.total == 0:
+    pass
 elif not period.aggregated:
     _fullcalendar(period, view)
 elif view == "month":
@@ -398,7 +629,11 @@ elif view == "month":
 else:
     _week_grid(period)
 
-_event_list(period)
+chosen_day = _day_picker(view, anchor) if view != "year" else None
+day = _day(db_url(), settings().timezone, chosen_day, astuple(filters)) if chosen_day else None
+if day is not None:
+    _day_list(day, filters)
+_event_list(period, day)
 _show_detail()
 if period.total:
-    _download(period, filters)
+    _download(period.start, period.end, filters, "⬇️ Download this period (CSV)", "cal_download")

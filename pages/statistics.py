@@ -17,7 +17,7 @@ from automations.reports.exports import (
     csv_bytes,
     export_file_name,
 )
-from automations.reports.stats import ChartSeries, StatsFilter, statistics_page
+from automations.reports.stats import ChartSeries, StatsFilter, lag_spread, statistics_page
 from automations.services.templates import list_templates
 from ui.common import db_url, get_db, now_minute, page_title, settings, type_label
 
@@ -48,7 +48,11 @@ def _figures_and_charts(
 ) -> tuple[dict[str, Any], ChartSeries]:
     # One read for both: each executed step of the range is read once, for the figures and the charts.
     with get_db().read_session() as s:
-        return statistics_page(s, now, filters, settings().tz)
+        figures, charts = statistics_page(s, now, filters, settings().tz)
+        # The median and the longest lag, beside the figures' average and p95.
+        lag = figures["lag_seconds"]
+        figures["lag_seconds"] = {**lag, **lag_spread(s, filters, lag["executed"])}
+        return figures, charts
 
 
 def _filters() -> StatsFilter:
@@ -106,36 +110,86 @@ def _duration(seconds: object) -> str:
     return f"{s / 3600:.1f} h"
 
 
+ACTIVE_HELP = (
+    "Campaigns that started in this range and are active now. The Overview counts every "
+    "active campaign, whatever its start."
+)
+
+
 def _kpis(stats: dict) -> None:
     campaigns = stats["campaigns_by_status"]
     steps = stats["steps_by_status"]
+    # The scope is said above the figures: the Overview's "Active campaigns" counts them all.
+    st.markdown("**Campaigns that started in this range**, by their status now (the Overview counts them all)")
     row = st.columns(5)
-    row[0].metric("Active campaigns", f"{campaigns['active']:,}")
-    row[1].metric("Paused campaigns", f"{campaigns['paused']:,}")
-    row[2].metric("Completed campaigns", f"{campaigns['completed']:,}")
-    row[3].metric("Canceled campaigns", f"{campaigns['canceled']:,}")
+    row[0].metric("Active", f"{campaigns['active']:,}", help=ACTIVE_HELP)
+    row[1].metric("Paused", f"{campaigns['paused']:,}", help="Campaigns that started in this range and are paused now")
+    row[2].metric(
+        "Completed", f"{campaigns['completed']:,}", help="Campaigns that started in this range and ran all their steps"
+    )
+    row[3].metric("Canceled", f"{campaigns['canceled']:,}", help="Campaigns that started in this range, then canceled")
     row[4].metric(
         "Completion rate",
         _percent(stats["completion_rate"]),
         help="Completed campaigns among those that finished (completed or canceled)",
     )
+    st.markdown("**Steps in this range**: on the day they ran, or on their planned day while they have not run")
     row = st.columns(5)
-    row[0].metric("Sent", f"{steps['sent']:,}")
-    row[1].metric("Done (tasks)", f"{steps['done']:,}")
-    row[2].metric("Failed", f"{steps['failed']:,}")
-    row[3].metric("Skipped", f"{steps['skipped']:,}")
-    row[4].metric("Pending", f"{steps['pending'] + steps['running']:,}")
-    lag = stats["lag_seconds"]
+    row[0].metric("Sent", f"{steps['sent']:,}", help="Emails, SMS and webhooks delivered")
+    row[1].metric("Done (tasks)", f"{steps['done']:,}", help="Task steps that created their follow-up")
+    row[2].metric("Failed", f"{steps['failed']:,}", help="Steps that could not be delivered, after their retries")
+    row[3].metric("Skipped", f"{steps['skipped']:,}", help="Steps not sent, e.g. the contact opted out of the channel")
+    row[4].metric("Pending", f"{steps['pending'] + steps['running']:,}", help="Planned in this range, not run yet")
     row = st.columns(5)
     row[0].metric(
         "Success rate",
         _percent(stats["success_rate"]),
         help="Sent and done among sent, done and failed (skipped steps are left out)",
     )
-    row[1].metric("Average lag", _duration(lag["average"]), help="How late steps ran after their planned time")
-    row[2].metric("p95 lag", _duration(lag["p95"]))
-    row[3].metric("Pending follow-ups", f"{stats['followups']['pending']:,}")
-    row[4].metric("Overdue follow-ups", f"{stats['followups']['overdue']:,}")
+    row[1].metric(
+        "Pending follow-ups", f"{stats['followups']['pending']:,}", help="Follow-up tasks due in this range, not done"
+    )
+    row[2].metric(
+        "Overdue follow-ups", f"{stats['followups']['overdue']:,}", help="Pending follow-up tasks already past due"
+    )
+    _lag(stats["lag_seconds"])
+
+
+def _lag(lag: dict[str, Any]) -> None:
+    """The scheduling lag as median, p95, longest and average, with what they mean."""
+    st.markdown("**How late steps ran**: the time from a step's planned time to when it ran")
+    median, p95, longest, average = (_duration(lag[key]) for key in ("p50", "p95", "max", "average"))
+    row = st.columns(5)
+    row[0].metric(
+        "Median lag (p50)",
+        median,
+        help=f"How long after its planned time a step ran. Half of the steps ran within {median}.",
+    )
+    row[1].metric("p95 lag", p95, help=f"95 % of the steps ran within {p95} of their planned time; 5 % later.")
+    row[2].metric("Longest lag", longest, help="The latest step of the range ran this long after its planned time.")
+    row[3].metric(
+        "Average lag",
+        average,
+        help="The mean lag. A few very late steps (the runner was stopped, or the campaign was paused) "
+        "pull it up, above the median and sometimes above the p95.",
+    )
+    row[4].metric("Steps that ran", f"{lag['executed']:,}", help="The steps the lag is measured on")
+    if lag["executed"]:
+        st.caption(_lag_sentence(lag))
+
+
+def _lag_sentence(lag: dict[str, Any]) -> str:
+    said = (
+        f"Half of the steps ran within {_duration(lag['p50'])} of their planned time and "
+        f"95 % within {_duration(lag['p95'])}; the latest ran {_duration(lag['max'])} late."
+    )
+    # An average above the p95 looks like a contradiction: say where it comes from.
+    if lag["average"] > lag["p95"]:
+        said += (
+            f" The average ({_duration(lag['average'])}) is pulled up by a few late steps "
+            "(the runner was stopped, or the campaign was paused)."
+        )
+    return said
 
 
 def _traces(
@@ -146,8 +200,11 @@ def _traces(
     colours: dict[str, str] | None = None,
     kind: type[go.Bar] | type[go.Scatter] = go.Bar,
     per_trace: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
+    label: Callable[[str], str] = str,
+    x_label: Callable[[Any], Any] | None = None,
 ) -> list[go.Bar | go.Scatter]:
-    """One trace per value of `by`, in order of first appearance.
+    """One trace per value of `by`, in order of first appearance, named by `label`
+    (`x_label` names the categories of the x axis).
 
     Built with graph_objects rather than plotly express, which spends about 0.1 s
     per figure preparing its data: a fifth of the page's time budget."""
@@ -160,9 +217,9 @@ def _traces(
         style = {"marker_color": colour} if kind is go.Bar else {"line_color": colour, "mode": "lines+markers"}
         traces.append(
             kind(
-                x=[r[x] for r in members],
+                x=[x_label(r[x]) if x_label else r[x] for r in members],
                 y=[r[y] for r in members],
-                name=name,
+                name=label(name),
                 **style,
                 **(per_trace(members) if per_trace else {}),
             )
@@ -182,11 +239,11 @@ def _charts_section(charts: ChartSeries) -> None:
         st.subheader("Executions per day")
         if charts.executions_per_day:
             figure = _figure(
-                _traces(charts.executions_per_day, "day", "count", "message_type", TYPE_COLOURS),
-                legend="type",
+                _traces(charts.executions_per_day, "day", "count", "message_type", TYPE_COLOURS, label=type_label),
+                legend="Message type",
                 barmode="stack",
-                xaxis_title="day",
-                yaxis_title="count",
+                xaxis_title="Day",
+                yaxis_title="Steps run",
             )
             st.plotly_chart(figure, key="st_exec_per_day")
         else:
@@ -195,10 +252,18 @@ def _charts_section(charts: ChartSeries) -> None:
         st.subheader("Success and failure over time")
         if charts.outcomes_per_day:
             figure = _figure(
-                _traces(charts.outcomes_per_day, "day", "count", "outcome", OUTCOME_COLOURS, kind=go.Scatter),
-                legend="outcome",
-                xaxis_title="day",
-                yaxis_title="count",
+                _traces(
+                    charts.outcomes_per_day,
+                    "day",
+                    "count",
+                    "outcome",
+                    OUTCOME_COLOURS,
+                    kind=go.Scatter,
+                    label=str.capitalize,
+                ),
+                legend="Outcome",
+                xaxis_title="Day",
+                yaxis_title="Steps run",
             )
             st.plotly_chart(figure, key="st_outcomes")
         else:
@@ -208,11 +273,19 @@ def _charts_section(charts: ChartSeries) -> None:
         st.subheader("Status by message type")
         if charts.status_by_type:
             figure = _figure(
-                _traces(charts.status_by_type, "message_type", "count", "status", STATUS_COLOURS),
-                legend="status",
+                _traces(
+                    charts.status_by_type,
+                    "message_type",
+                    "count",
+                    "status",
+                    STATUS_COLOURS,
+                    label=str.capitalize,
+                    x_label=type_label,
+                ),
+                legend="Status",
                 barmode="stack",
-                xaxis_title="type",
-                yaxis_title="count",
+                xaxis_title="Message type",
+                yaxis_title="Steps",
             )
             st.plotly_chart(figure, key="st_status_by_type")
         else:
@@ -221,8 +294,8 @@ def _charts_section(charts: ChartSeries) -> None:
         st.subheader("Busiest hours")
         figure = _figure(
             [go.Bar(x=[h["hour"] for h in charts.busiest_hours], y=[h["count"] for h in charts.busiest_hours])],
-            xaxis_title=f"hour ({settings().timezone})",
-            yaxis_title="steps run",
+            xaxis_title=f"Hour of the day ({settings().timezone})",
+            yaxis_title="Steps run",
         )
         figure.update_xaxes(dtick=1)
         st.plotly_chart(figure, key="st_hours")
@@ -231,22 +304,22 @@ def _charts_section(charts: ChartSeries) -> None:
     if charts.template_funnel:
         traces = _traces(
             charts.template_funnel,
-            "position",
+            "number",  # steps are numbered from 1, as everywhere else in the app
             "reached",
             "template",
             per_trace=lambda rows: {
                 "customdata": [[r["step"], r["campaigns"]] for r in rows],
-                "hovertemplate": "step %{x}: %{customdata[0]}<br>reached by %{y} of "
+                "hovertemplate": "Step %{x}: %{customdata[0]}<br>reached by %{y} of "
                 "%{customdata[1]} campaigns<extra>%{fullData.name}</extra>",
             },
         )
         figure = _figure(
             traces,
             height=360,
-            legend="template",
+            legend="Template",
             barmode="group",
-            xaxis_title="step",
-            yaxis_title="campaigns that reached it",
+            xaxis_title="Step",
+            yaxis_title="Campaigns that reached it",
         )
         figure.update_xaxes(dtick=1)
         st.plotly_chart(figure, key="st_funnel")

@@ -38,6 +38,7 @@ class Job:
     body_source: str = ""
     webhook_url: str | None = None
     webhook_payload: dict[str, Any] | None = None
+    webhook_event: str = "automation.step"  # "automation.test" for a test message
     # Filled in by the runner before the channel sees the job.
     subject: str = ""
     body: str = ""

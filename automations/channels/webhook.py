@@ -73,7 +73,7 @@ def build_payload(job: Job, now: datetime) -> dict[str, object]:
     """The JSON document: event, campaign, step, contact, time (and the step's payload)."""
     contact = job.contact
     return {
-        "event": "automation.step",
+        "event": job.webhook_event,
         "campaign": {"id": job.campaign_id, "name": job.campaign_name},
         "step": {
             "id": job.step_id,

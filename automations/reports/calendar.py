@@ -393,13 +393,66 @@ def month_grid(year: int, month: int) -> list[list[date]]:
 
 
 def period_label(view: View, anchor: date) -> str:
+    """The period's heading: "Week 10 · Mon 2 Mar 2026 – Sun 8 Mar 2026", "March 2026", "2026"."""
     if view == "week":
         first, after = period_days("week", anchor)
-        last = after - timedelta(days=1)
-        return f"Week {first.isocalendar()[1]}: {first:%d %b} – {last:%d %b %Y}"
+        return f"Week {first.isocalendar()[1]} · {day_label(first)} – {day_label(after - timedelta(days=1))}"
     if view == "month":
-        return f"{anchor:%B %Y}"
+        return f"{MONTH_NAMES[anchor.month - 1]} {anchor.year}"
     return str(anchor.year)
+
+
+# --- how the calendar writes days and times ---------------------------------------
+#
+# The dashboard has no per-user locale, so the calendar writes every day one way,
+# day before month with the month spelled out ("Mon 2 Mar 2026", never 03/02), and
+# times on the 24-hour clock ("14:05"). The names are spelled here rather than with
+# strftime's %a/%b, which follow the server process's locale. The calendar component is
+# given the "en-GB" locale, whose day headers ("Mon 2") and times ("09:00") match.
+
+WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+# The jump-to-date input only takes numeric formats: the same day-month-year order.
+DATE_INPUT_FORMAT = "DD/MM/YYYY"
+
+
+def day_label(day: date) -> str:
+    """A day as the calendar writes it: "Mon 2 Mar 2026"."""
+    return f"{column_label(day)} {MONTH_NAMES[day.month - 1][:3]} {day.year}"
+
+
+def column_label(day: date) -> str:
+    """A day as a column header under a heading that names the month: "Mon 2"."""
+    return f"{WEEKDAY_NAMES[day.weekday()]} {day.day}"
+
+
+def time_label(moment: datetime, tz: tzinfo) -> str:
+    """The local time of a UTC instant: "14:05"."""
+    return f"{as_utc(moment).astimezone(tz):%H:%M}"
+
+
+def moment_label(moment: datetime, tz: tzinfo) -> str:
+    """A UTC instant as a local day and time: "Mon 2 Mar 2026 14:05"."""
+    local = as_utc(moment).astimezone(tz)
+    return f"{day_label(local.date())} {local:%H:%M}"
+
+
+def local_day(moment: datetime, tz: tzinfo) -> date:
+    """The local day of a UTC instant."""
+    return as_utc(moment).astimezone(tz).date()
 
 
 # --- aggregated periods -----------------------------------------------------------
@@ -591,7 +644,7 @@ def calendar_period(
     `threshold`, otherwise counts per day (per hour for a week) with the first
     `sample` events of each day.
 
-    A year view is always counted per day, counts only (it is drawn as a heatmap)."""
+    A year view is always counted per day, counts only (it is drawn as twelve small month grids)."""
     start, end = period_bounds(view, anchor, tz)
     if view == "year":
         totals = day_totals(session, *period_days(view, anchor), tz, filters)
@@ -648,61 +701,105 @@ def _local(moment: datetime, period: CalendarPeriod) -> datetime:
 
 
 def hour_grid(period: CalendarPeriod) -> list[dict[str, Any]]:
-    """An aggregated week as rows of hours ("00".."23") with a count per day column
-    ("Mon 02"...), for a heatmap or a table."""
+    """An aggregated week as rows of all 24 hours ("00:00".."23:00") with a count per
+    day column ("Mon 2"...), for a heatmap or a table."""
     first, _ = period_days("week", period.anchor)
     days = [first + timedelta(days=i) for i in range(7)]
     counts = {b.key: b.total for b in period.buckets}
     return [
-        {"hour": f"{hour:02d}:00", **{f"{d:%a %d}": counts.get(f"{d:%Y-%m-%d} {hour:02d}", 0) for d in days}}
+        {"hour": f"{hour:02d}:00", **{column_label(d): counts.get(f"{d:%Y-%m-%d} {hour:02d}", 0) for d in days}}
         for hour in range(24)
     ]
 
 
+SHADES = 4  # how many shades of busyness the year view draws, beyond "nothing"
+
+
 @dataclass(frozen=True)
-class YearHeatmap:
-    """Twelve rows (months) of 31 days: executed and scheduled steps per day."""
+class YearDay:
+    """One day of the year view: its steps counted, and how busy it is."""
 
-    months: list[str]
-    days: list[int]
-    totals: list[list[int | None]]  # None where the month has no such day
-    executed: list[list[int | None]]
-    scheduled: list[list[int | None]]
-    busiest: list[tuple[date, int]]  # the busiest days, most events first
+    day: date
+    total: int
+    executed: int  # sent, done, failed or skipped
+    scheduled: int  # pending or running
+    shade: int  # 0 (no steps) to SHADES (as busy as the busiest day of the year)
 
 
-def year_heatmap(period: CalendarPeriod, top: int = 10) -> YearHeatmap:
-    """The year view: counts per day laid out month by month, and the busiest days."""
+@dataclass(frozen=True)
+class YearMonth:
+    """One small month grid of the year view."""
+
+    month: int
+    name: str  # "March"
+    weeks: list[list[YearDay | None]]  # Monday to Sunday; None outside the month
+
+
+def shade(total: int, busiest: int) -> int:
+    """How dark a day with `total` steps is drawn when the busiest day has `busiest`:
+    0 for none, else 1 to SHADES in proportion (rounded up, so one step shows)."""
+    if total <= 0 or busiest <= 0:
+        return 0
+    return min(SHADES, -(-SHADES * total // busiest))
+
+
+def year_months(period: CalendarPeriod) -> list[YearMonth]:
+    """The year view: twelve month grids (Monday weeks) with each day's counts,
+    from the per-day counts the database made (`calendar_period` for a year)."""
     year = period.anchor.year
     by_day = {b.key: b for b in period.buckets}
-    totals, executed, scheduled = [], [], []
-    for month in range(1, 13):
-        length = _calendar.monthrange(year, month)[1]
-        row_t: list[int | None] = []
-        row_e: list[int | None] = []
-        row_s: list[int | None] = []
-        for day in range(1, 32):
-            if day > length:
-                row_t.append(None)
-                row_e.append(None)
-                row_s.append(None)
-                continue
-            b = by_day.get(f"{year:04d}-{month:02d}-{day:02d}")
-            row_t.append(b.total if b else 0)
-            row_e.append(b.executed if b else 0)
-            row_s.append(b.scheduled if b else 0)
-        totals.append(row_t)
-        executed.append(row_e)
-        scheduled.append(row_s)
+    busiest = max((b.total for b in period.buckets), default=0)
+
+    def cell(day: date, month: int) -> YearDay | None:
+        if day.month != month:
+            return None
+        b = by_day.get(day.isoformat())
+        total = b.total if b else 0
+        return YearDay(day, total, b.executed if b else 0, b.scheduled if b else 0, shade(total, busiest))
+
+    return [
+        YearMonth(month, MONTH_NAMES[month - 1], [[cell(d, month) for d in week] for week in month_grid(year, month)])
+        for month in range(1, 13)
+    ]
+
+
+def busiest_days(period: CalendarPeriod, top: int = 10) -> list[tuple[date, int]]:
+    """The busiest days of an aggregated period, most steps first (then by day)."""
     ranked = sorted(period.buckets, key=lambda b: (-b.total, b.key))[:top]
-    return YearHeatmap(
-        months=[_calendar.month_abbr[m] for m in range(1, 13)],
-        days=list(range(1, 32)),
-        totals=totals,
-        executed=executed,
-        scheduled=scheduled,
-        busiest=[(date.fromisoformat(b.key), b.total) for b in ranked],
-    )
+    return [(date.fromisoformat(b.key[:10]), b.total) for b in ranked]
+
+
+# --- one day in full ------------------------------------------------------------------
+
+# The most events a day lists; a busier day names these and counts the rest.
+DAY_LIST_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class CalendarDay:
+    """Every event of one local day (the first `DAY_LIST_LIMIT`), and how many there are."""
+
+    day: date
+    start: datetime  # UTC
+    end: datetime
+    total: int
+    events: list[CalendarEvent]
+
+
+def calendar_day(
+    session: Session,
+    day: date,
+    tz: tzinfo,
+    filters: CalendarFilter | None = None,
+    *,
+    limit: int = DAY_LIST_LIMIT,
+) -> CalendarDay:
+    """The events of local `day` in time order: a count and one page of index reads,
+    so a day of a busy installation costs what a small one does."""
+    start, end = local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz)
+    total = count_events(session, start, end, filters)
+    events = calendar_events(session, start, end, filters, limit=limit) if total else []
+    return CalendarDay(day, start, end, total, events)
 
 
 # --- one event in full --------------------------------------------------------------
@@ -783,10 +880,22 @@ __all__ = [
     "period_label",
     "shift_period",
     "week_start",
+    "DATE_INPUT_FORMAT",
+    "DAY_LIST_LIMIT",
+    "CalendarDay",
     "DayCell",
-    "YearHeatmap",
+    "YearDay",
+    "YearMonth",
+    "busiest_days",
+    "calendar_day",
+    "column_label",
+    "day_label",
     "day_totals",
     "hour_grid",
+    "local_day",
+    "moment_label",
     "month_cells",
-    "year_heatmap",
+    "shade",
+    "time_label",
+    "year_months",
 ]

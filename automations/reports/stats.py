@@ -2,16 +2,17 @@
 
 `automation_stats` is the figures (the REST API's `/stats/` and the statistics
 page's KPIs); `chart_series` the data of the page's charts; `statistics_page` both
-at once, reading each executed step of the range once. All take the same filters
-(a date range over step times, a template, a message type).
+at once, reading each executed step of the range once; `lag_spread` the median and
+the largest lag, which the page shows beside the average and the p95. All take the
+same filters (a date range over step times, a template, a message type).
 
 Definitions:
 - a step's time is its execution, or its planned time while it has not run (as
   on the calendar); a campaign is in the range when it starts in it;
 - success rate = (sent + done) / (sent + done + failed); skipped steps (opt-outs)
   are neither;
-- scheduling lag = executed_at - scheduled_at of executed steps (p95 is the
-  nearest-rank 95th percentile);
+- scheduling lag = executed_at - scheduled_at of executed steps (p50 and p95 are
+  nearest-rank percentiles);
 - completion rate = completed / (completed + canceled) campaigns;
 - a follow-up is overdue when it is pending and due before now.
 """
@@ -255,23 +256,47 @@ def _local_hours(utc_keys: set[str], tz: tzinfo) -> dict[str, str] | None:
     return local
 
 
-def _p95(session: Session, filters: StatsFilter, count: int) -> float | None:
-    """The nearest-rank 95th percentile of the lag (seconds) of the `count` executed steps."""
+def _percentile(session: Session, filters: StatsFilter, count: int, fraction: float) -> float | None:
+    """The nearest-rank percentile `fraction` (0.95: p95) of the lag, in seconds, of the
+    `count` executed steps."""
     if not count:
         return None
     lag = _lag_seconds(session)
     if session.get_bind().dialect.name == "postgresql":
-        p95 = session.scalar(_executed_query([func.percentile_disc(0.95).within_group(lag)], filters))
+        value = session.scalar(_executed_query([func.percentile_disc(fraction).within_group(lag)], filters))
     else:
-        # Nearest rank: the ceil(0.95 n)-th smallest lag, read as the
-        # (n - ceil(0.95 n) + 1)-th largest so that the sort keeps only the top 5 %.
-        p95 = session.scalar(
-            _executed_query([lag], filters)
-            .order_by(lag.desc())
-            .limit(1)
-            .offset(max(count - math.ceil(0.95 * count), 0))
-        )
-    return float(p95)
+        # Nearest rank: the ceil(fraction * n)-th smallest lag. Read from whichever end
+        # is nearer, so that the sort keeps the fewest rows (for the p95, the top 5 %).
+        rank = max(math.ceil(fraction * count), 1)
+        if rank > count - rank + 1:
+            query = _executed_query([lag], filters).order_by(lag.desc()).offset(count - rank)
+        else:
+            query = _executed_query([lag], filters).order_by(lag).offset(rank - 1)
+        value = session.scalar(query.limit(1))
+    return None if value is None else float(value)
+
+
+def _p95(session: Session, filters: StatsFilter, count: int) -> float | None:
+    """The nearest-rank 95th percentile of the lag (seconds) of the `count` executed steps."""
+    return _percentile(session, filters, count, 0.95)
+
+
+def lag_spread(session: Session, filters: StatsFilter, executed: int) -> dict[str, float | None]:
+    """How the scheduling lag of the executed steps is spread, beyond the figures'
+    average and p95: `p50` (the median, nearest rank) and `max`, in seconds (None
+    when no step ran).
+
+    `executed` is the figures' `lag_seconds["executed"]` for the same filters (so the
+    steps are not counted again). A few very late steps (the runner was stopped, a
+    campaign paused) pull the average above the median, and even above the p95.
+    """
+    if not executed:
+        return {"p50": None, "max": None}
+    largest = session.scalar(_executed_query([func.max(_lag_seconds(session))], filters))
+    return {
+        "p50": _percentile(session, filters, executed, 0.5),
+        "max": None if largest is None else float(largest),
+    }
 
 
 def automation_stats(
@@ -364,7 +389,7 @@ class ChartSeries:
     executions_per_day: list[dict[str, Any]]  # day, message_type, count
     outcomes_per_day: list[dict[str, Any]]  # day, outcome (success|failure|skipped), count
     status_by_type: list[dict[str, Any]]  # message_type, status, count
-    template_funnel: list[dict[str, Any]]  # template, position, step, campaigns
+    template_funnel: list[dict[str, Any]]  # template, position, number, step, campaigns, reached
     busiest_hours: list[dict[str, Any]]  # hour (0-23, local), count
 
 
@@ -426,6 +451,7 @@ def _charts(session: Session, filters: StatsFilter, counts: _StepCounts) -> Char
 def template_funnel(session: Session, filters: StatsFilter) -> list[dict[str, Any]]:
     """Per template and step position: how many campaigns reached the step (it ran:
     sent, done, failed or skipped), counted over campaigns started in the range.
+    `number` is the step's number as the UI shows it (from 1; positions count from 0).
 
     The counts read only indexes (campaigns by start, steps by campaign, position
     and status); a step is named as in the first campaign of its group.
@@ -472,6 +498,7 @@ def template_funnel(session: Session, filters: StatsFilter) -> list[dict[str, An
             {
                 "template": templates[template_id],
                 "position": position,
+                "number": position + 1,
                 "step": names.get((first, position), ""),
                 "campaigns": int(total),
                 "reached": int(done or 0),

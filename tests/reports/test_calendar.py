@@ -1,5 +1,7 @@
 """Calendar queries: range boundaries in the display timezone, periods, filters,
-aggregation of busy periods, and that the range queries use the indexes."""
+aggregation of busy periods, one day's events, the shapes the page draws (the
+year's month grids), how days are written, and that the range queries use the
+indexes."""
 
 from __future__ import annotations
 
@@ -13,18 +15,32 @@ from automations.domain.errors import NotFound, ValidationError
 from automations.domain.models import AutomationStep
 from automations.domain.timeutil import UTC
 from automations.reports.calendar import (
+    SHADES,
     CalendarFilter,
+    YearDay,
+    busiest_days,
+    calendar_day,
     calendar_events,
     calendar_period,
+    column_label,
     count_events,
+    day_label,
     day_totals,
     event_counts,
     event_detail,
+    hour_grid,
     in_range,
+    local_day,
+    moment_label,
+    month_cells,
     month_grid,
     period_bounds,
+    period_label,
+    shade,
     shift_period,
+    time_label,
     utc_offsets,
+    year_months,
 )
 from tests.reports.calendar_data import T0, add_campaign, add_contact, build_known
 
@@ -280,8 +296,6 @@ def test_range_query_uses_the_time_indexes(sqlite_db, pg_db):
 
 
 def test_shapes_the_page_draws(sqlite_db):
-    from automations.reports.calendar import hour_grid, month_cells, year_heatmap
-
     build_known(sqlite_db)
     with sqlite_db.read_session() as s:
         month = calendar_period(s, "month", date(2026, 3, 1), UTC)
@@ -294,10 +308,64 @@ def test_shapes_the_page_draws(sqlite_db):
     monday = cells[1][0]
     assert monday.day == date(2026, 3, 2) and monday.summary.total == 2
     assert [e.title for e in monday.summary.first] == ["B1", "A1"]
+    # A busy week: all 24 hours, the days headed as the calendar heads them.
     grid = hour_grid(busy_week)
-    assert len(grid) == 24 and grid[9]["Mon 02"] == 2 and grid[9]["Tue 03"] == 2 and grid[8]["Mon 02"] == 0
-    heat = year_heatmap(year)
-    assert heat.months[2] == "Mar" and heat.totals[2][1] == 2  # 2 March
-    assert heat.totals[1][29] is None  # no 30 February
-    assert heat.executed[2][1] == 2 and heat.scheduled[2][10] == 1  # A4 pending on 11 March
-    assert heat.busiest[0] == (date(2026, 3, 2), 2)
+    assert [row["hour"] for row in grid] == [f"{h:02d}:00" for h in range(24)]
+    assert list(grid[0])[1:] == ["Mon 2", "Tue 3", "Wed 4", "Thu 5", "Fri 6", "Sat 7", "Sun 8"]
+    assert grid[9]["Mon 2"] == 2 and grid[9]["Tue 3"] == 2 and grid[8]["Mon 2"] == 0
+    assert busiest_days(year)[0] == (date(2026, 3, 2), 2)
+
+
+def test_year_is_twelve_month_grids_of_days_shaded_by_count(sqlite_db):
+    build_known(sqlite_db)
+    with sqlite_db.read_session() as s:
+        year = calendar_period(s, "year", date(2026, 3, 1), UTC)
+    months = year_months(year)
+    assert [m.name for m in months][:3] == ["January", "February", "March"] and len(months) == 12
+    march = months[2]
+    # Monday weeks; 1 March 2026 is a Sunday, so the first week holds only it.
+    assert march.weeks[0][:6] == [None] * 6 and march.weeks[0][6].day == date(2026, 3, 1)
+    days = {cell.day: cell for week in march.weeks for cell in week if cell}
+    assert len(days) == 31 and all(len(week) == 7 for week in march.weeks)
+    assert (days[date(2026, 3, 2)].total, days[date(2026, 3, 2)].executed) == (2, 2)
+    assert (days[date(2026, 3, 11)].total, days[date(2026, 3, 11)].scheduled) == (1, 1)  # A4 pending
+    # Shades follow the busiest day (2 steps): 2 is the darkest, 1 half, none blank.
+    assert days[date(2026, 3, 2)].shade == SHADES and days[date(2026, 3, 1)].shade == 2
+    assert days[date(2026, 3, 20)] == YearDay(date(2026, 3, 20), 0, 0, 0, 0)
+    assert sum(cell.total for m in months for week in m.weeks for cell in week if cell) == year.total == 9
+    assert len([c for m in months for w in m.weeks for c in w if c]) == 365
+    assert [shade(n, 10) for n in (0, 1, 2, 3, 5, 8, 10)] == [0, 1, 1, 2, 2, 4, 4]
+    assert shade(3, 0) == 0
+
+
+def test_a_day_lists_its_events_in_the_display_timezone(db):
+    built = build_known(db)
+    with db.read_session() as s:
+        monday = calendar_day(s, date(2026, 3, 2), UTC)
+        tuesday_sms = calendar_day(s, date(2026, 3, 3), UTC, CalendarFilter(message_type="sms"))
+        empty = calendar_day(s, date(2026, 3, 20), UTC)
+        one = calendar_day(s, date(2026, 3, 2), UTC, limit=1)
+        # C3 ran at 09:00:05 UTC on 1 March: 20:00 on 1 March in Sydney (UTC+11) ...
+        sydney = calendar_day(s, date(2026, 3, 1), ZoneInfo("Australia/Sydney"))
+    assert [e.title for e in monday.events] == ["B1", "A1"] and monday.total == 2
+    assert monday.events[1].id == built.step_ids["A1"]
+    assert [e.title for e in tuesday_sms.events] == ["A2"] and tuesday_sms.total == 1
+    assert (empty.total, empty.events) == (0, [])
+    assert (one.total, [e.title for e in one.events]) == (2, ["B1"])
+    assert "C3" in [e.title for e in sydney.events]
+    assert sydney.start == datetime(2026, 2, 28, 13, 0, tzinfo=UTC)
+
+
+def test_days_and_times_are_written_one_way():
+    assert day_label(date(2026, 11, 30)) == "Mon 30 Nov 2026"
+    assert day_label(date(2026, 3, 2)) == "Mon 2 Mar 2026"
+    assert day_label(date(2026, 9, 6)) == "Sun 6 Sep 2026"
+    assert column_label(date(2026, 3, 2)) == "Mon 2"
+    moment = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
+    assert time_label(moment, UTC) == "23:30" and time_label(moment, PARIS) == "00:30"
+    assert moment_label(moment, PARIS) == "Mon 2 Mar 2026 00:30"
+    assert local_day(moment, PARIS) == date(2026, 3, 2)
+    assert period_label("week", date(2026, 3, 5)) == "Week 10 · Mon 2 Mar 2026 – Sun 8 Mar 2026"
+    assert period_label("week", date(2026, 12, 31)) == "Week 53 · Mon 28 Dec 2026 – Sun 3 Jan 2027"
+    assert period_label("month", date(2026, 3, 5)) == "March 2026"
+    assert period_label("year", date(2026, 3, 5)) == "2026"
