@@ -18,7 +18,6 @@ from automations.services.contact_import import (
 )
 from automations.services.contacts import ContactFilter
 from ui.common import (
-    LIVE_SECONDS,
     READ_TTL,
     action,
     clear_reads,
@@ -35,6 +34,7 @@ from ui.common import (
 from ui.tables import clickable_table, page_controls, page_download, page_of, read_page
 
 TABLE = "ct_list"
+TIMELINE_SECONDS = 1  # a campaign a rule starts shows on the timeline a moment after the runner starts it
 
 
 def _as_row(contact: Any) -> dict[str, Any]:
@@ -63,8 +63,8 @@ def _tags(url: str) -> list[str]:
         return service.all_tags(s)
 
 
-@st.cache_data(ttl=READ_TTL, show_spinner=False)
-def _timeline(url: str, contact_id: int) -> list[TimelineEntry]:
+def _timeline(contact_id: int) -> list[TimelineEntry]:
+    """Not cached: one contact's latest steps, read by an index, every second."""
     with get_db().read_session() as s:
         return contact_timeline(s, contact_id)
 
@@ -108,11 +108,11 @@ def _contact_form(key: str, values: dict[str, Any], errors: dict[str, str]) -> d
     return None
 
 
-@st.fragment(run_every=LIVE_SECONDS)
+@st.fragment(run_every=TIMELINE_SECONDS)
 def _timeline_view(contact_id: int) -> None:
     """What happened and will happen to the contact, read again every few seconds
     (a rule or the runner may start or move a campaign meanwhile)."""
-    entries = _timeline(db_url(), contact_id)
+    entries = _timeline(contact_id)
     if not entries:
         st.info("No campaign or follow-up yet. Start one on **New Campaign**.", icon=":material/add_circle:")
         return

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from automations.domain.db import is_transient
 from automations.domain.errors import Conflict, NotFound, ValidationError
+from automations.services.schemas import plain_message
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 5
@@ -45,18 +46,11 @@ def _field(loc: Sequence[Any]) -> str:
 
 
 def _problem(error: dict[str, Any]) -> str:
-    kind = error.get("type", "")
-    message = str(error.get("msg", "invalid"))
-    if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
-    if kind == "extra_forbidden":
-        return "unknown field"
-    if kind == "missing":
-        return "required"
-    if kind == "json_invalid":
+    """One request error in the same plain words as the domain's own checks."""
+    if error.get("type", "") == "json_invalid":
         reason = error.get("ctx", {}).get("error", "")
         return f"not valid JSON: {reason}" if reason else "not valid JSON"
-    return message
+    return plain_message(error)
 
 
 def request_errors(errors: Sequence[dict[str, Any]]) -> dict[str, str]:

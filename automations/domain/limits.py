@@ -33,19 +33,19 @@ def depth(value: Any) -> int:
 
 
 def json_problem(value: Any, *, max_bytes: int = MAX_PAYLOAD_BYTES, max_depth: int = MAX_JSON_DEPTH) -> str | None:
-    """Why `value` cannot be stored as JSON, or None."""
+    """Why `value` cannot be stored as JSON (a sentence naming the limit), or None."""
     if depth(value) > max_depth:
-        return f"nested more than {max_depth} levels deep (at most {max_depth})"
+        return f"Too deep: nested more than {max_depth} levels."
     try:
         size = len(json.dumps(value, ensure_ascii=False, default=str).encode())
     except (TypeError, ValueError) as exc:
-        return f"not storable as JSON: {exc}"
+        return f"Cannot be stored as JSON: {exc}."
     if size > max_bytes:
-        return f"{size:,} bytes as JSON, more than the {max_bytes // 1024} KB allowed"
+        return f"Too large: {size:,} bytes as JSON, at most {max_bytes // 1024} KB."
     return None
 
 
 def custom_fields_problem(fields: dict[str, Any]) -> str | None:
     if len(fields) > MAX_CUSTOM_FIELDS:
-        return f"{len(fields):,} custom fields, more than the {MAX_CUSTOM_FIELDS} allowed"
+        return f"Too many custom fields: {len(fields):,}, at most {MAX_CUSTOM_FIELDS}."
     return json_problem(fields, max_bytes=MAX_CUSTOM_FIELDS_BYTES)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from automations.content.templating import render
 from automations.domain.config import get_settings
 from automations.domain.db import folding_for
-from automations.domain.errors import Conflict, NotFound, ValidationError
+from automations.domain.errors import Conflict, NotFound, Problems
 from automations.domain.models import (
     FINAL_STEP_STATUSES,
     FINISHED_STEP_STATUSES,
@@ -59,50 +59,62 @@ def get_campaign(session: Session, campaign_id: int) -> AutomationCampaign:
     return campaign
 
 
-def create_campaign(
-    session: Session,
-    data: CampaignInput | dict[str, Any],
-    *,
-    now: datetime | None = None,
-    allow_private: bool | None = None,
-) -> AutomationCampaign:
-    """Create an active campaign for one contact and schedule all its steps.
+@dataclass(frozen=True)
+class _CampaignPlan:
+    """A validated campaign, ready to be written for one or more contacts."""
 
-    The steps are `data["steps"]` when given (a template's steps edited before
-    saving, or steps from scratch), otherwise the template's.
-    """
-    now = as_utc(now or utcnow())
-    allow = _allow_private(allow_private)
+    values: CampaignInput
+    steps: list[StepInput]
+
+
+def _valid_id(values: CampaignInput | None, raw: dict[str, Any], field: str, problems: Problems) -> int | None:
+    """The id in `field` when it passed validation (from `values`, else from the raw
+    input, so that it is still checked while other fields are wrong)."""
+    if field in problems:
+        return None
+    if values is not None:
+        return getattr(values, field)
+    value = raw.get(field)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _check_campaign(
+    session: Session, data: CampaignInput | dict[str, Any], allow_private: bool, *, check_contact: bool = True
+) -> tuple[_CampaignPlan | None, Problems]:
+    """Every check of a new campaign (its fields, its steps and their templates, the
+    contact and the template it names), each run whatever the others found."""
     raw = dict(data) if isinstance(data, dict) else data.model_dump()
     raw_steps = raw.pop("steps", None)
-    errors: dict[str, str] = {}
+    problems = Problems()
     values: CampaignInput | None = None
-    try:
-        values = parse(CampaignInput, {**raw, "steps": None}, allow_private=allow)
-    except ValidationError as exc:
-        errors.update(exc.errors)
+    with problems.gather():
+        values = parse(CampaignInput, {**raw, "steps": None}, allow_private=allow_private)
+    template_id = _valid_id(values, raw, "template_id", problems)
+    if template_id is not None and session.get(AutomationTemplate, template_id) is None:
+        problems.add("template_id", f"No template with id {template_id}.")
+        template_id = None
     steps: list[StepInput] = []
-    try:
+    with problems.gather():
         if raw_steps is not None:
-            steps = parse_steps(raw_steps, allow_private=allow)
-        elif values is not None and values.template_id is not None:
-            steps = template_steps_input(session, values.template_id)
-    except ValidationError as exc:
-        errors.update(exc.errors)
-    if values is not None:
-        if session.get(Contact, values.contact_id) is None:
-            errors["contact_id"] = f"no contact with id {values.contact_id}"
-        if values.template_id is not None and session.get(AutomationTemplate, values.template_id) is None:
-            errors["template_id"] = f"no template with id {values.template_id}"
-    if not errors and not steps:
-        errors["steps"] = "a campaign needs at least one step (or a template)"
-    if errors or values is None:
-        raise ValidationError(errors)
+            steps = parse_steps(raw_steps, allow_private=allow_private)
+        elif template_id is not None:
+            steps = template_steps_input(session, template_id)
+    contact_id = _valid_id(values, raw, "contact_id", problems) if check_contact else None
+    if contact_id is not None and session.get(Contact, contact_id) is None:
+        problems.add("contact_id", f"No contact with id {contact_id}.")
+    if not steps and "template_id" not in problems and not any(f.startswith("steps") for f in problems.errors):
+        problems.add("steps", "Add at least one step, or choose a template.")
+    if problems or values is None:
+        return None, problems
+    return _CampaignPlan(values, steps), problems
 
+
+def _insert_campaign(session: Session, plan: _CampaignPlan, contact_id: int, now: datetime) -> AutomationCampaign:
+    values, steps = plan.values, plan.steps
     start_at = values.start_at or now
     campaign = AutomationCampaign(
         name=values.name,
-        contact_id=values.contact_id,
+        contact_id=contact_id,
         template_id=values.template_id,
         status=CampaignStatus.ACTIVE.value,
         start_at=start_at,
@@ -120,6 +132,26 @@ def create_campaign(
     return campaign
 
 
+def create_campaign(
+    session: Session,
+    data: CampaignInput | dict[str, Any],
+    *,
+    now: datetime | None = None,
+    allow_private: bool | None = None,
+) -> AutomationCampaign:
+    """Create an active campaign for one contact and schedule all its steps.
+
+    The steps are `data["steps"]` when given (a template's steps edited before
+    saving, or steps from scratch), otherwise the template's. Every problem of the
+    input is reported at once, in one `ValidationError`.
+    """
+    now = as_utc(now or utcnow())
+    plan, problems = _check_campaign(session, data, _allow_private(allow_private))
+    problems.raise_if_any()
+    assert plan is not None  # no problem, so checked
+    return _insert_campaign(session, plan, plan.values.contact_id, now)
+
+
 def start_campaigns_for_contacts(
     session: Session,
     contact_ids: Sequence[int],
@@ -130,17 +162,25 @@ def start_campaigns_for_contacts(
     start_at: datetime | None = None,
     now: datetime | None = None,
 ) -> list[AutomationCampaign]:
-    """One campaign per contact (all or nothing)."""
-    if not contact_ids:
-        raise ValidationError.single("contact_ids", "choose at least one contact")
-    return [
-        create_campaign(
-            session,
-            {"name": name, "contact_id": cid, "template_id": template_id, "start_at": start_at, "steps": steps},
-            now=now,
-        )
-        for cid in dict.fromkeys(contact_ids)
-    ]
+    """One campaign per contact (all or nothing). The campaign is checked once, the
+    contacts together: every problem comes back in one `ValidationError`."""
+    now = as_utc(now or utcnow())
+    ids = list(dict.fromkeys(contact_ids))
+    data = {"name": name, "contact_id": ids[0] if ids else 1, "template_id": template_id, "start_at": start_at}
+    plan, problems = _check_campaign(session, {**data, "steps": steps}, _allow_private(None), check_contact=False)
+    if not ids:
+        problems.add("contact_ids", "Choose at least one contact.")
+    else:
+        found: set[int] = set()
+        for start in range(0, len(ids), 500):  # SQLite bounds the parameters of one statement
+            found.update(session.scalars(select(Contact.id).where(Contact.id.in_(ids[start : start + 500]))))
+        missing = [cid for cid in ids if cid not in found]
+        if missing:
+            listed = ", ".join(str(cid) for cid in missing[:10]) + (" …" if len(missing) > 10 else "")
+            problems.add("contact_id", f"No contact with id {listed}.")
+    problems.raise_if_any()
+    assert plan is not None  # no problem, so checked
+    return [_insert_campaign(session, plan, cid, now) for cid in ids]
 
 
 def _anchor_for_new_steps(campaign: AutomationCampaign) -> tuple[datetime, int]:
@@ -167,9 +207,19 @@ def replace_pending_steps(
     Steps already executed, running or canceled are kept as they are."""
     now = as_utc(now or utcnow())
     campaign = get_campaign(session, campaign_id)
+    _check_editable(campaign)
+    new_steps = parse_steps(steps, allow_private=_allow_private(allow_private))
+    return _replace_pending(session, campaign, new_steps, now)
+
+
+def _check_editable(campaign: AutomationCampaign) -> None:
     if campaign.status not in OPEN_CAMPAIGN_STATUSES:
         raise Conflict(f"campaign is {campaign.status}; only active or paused campaigns can be edited")
-    new_steps = parse_steps(steps, allow_private=_allow_private(allow_private))
+
+
+def _replace_pending(
+    session: Session, campaign: AutomationCampaign, new_steps: list[StepInput], now: datetime
+) -> AutomationCampaign:
     anchor, last_position = _anchor_for_new_steps(campaign)
     session.execute(
         delete(AutomationStep).where(
@@ -264,26 +314,37 @@ def update_campaign(
     (`paused`, `active` to resume, `canceled`)."""
     now = as_utc(now or utcnow())
     campaign = get_campaign(session, campaign_id)
-    unknown = set(changes) - {"name", "steps", "status"}
-    if unknown:
-        raise ValidationError({field: "unknown field" for field in sorted(unknown)})
+    problems = Problems()
+    for field in sorted(set(changes) - {"name", "steps", "status"}):
+        problems.add(field, "Unknown field.")
     status = changes.get("status")
     if status is not None and status not in STATUS_CHANGES:
-        raise ValidationError.single("status", "must be one of paused, active, canceled")
+        problems.add("status", f"Choose one of: {', '.join(STATUS_CHANGES)}.")
+    name: str | None = None
     if "name" in changes:
-        name = str(changes["name"] or "").strip()
-        if not name:
-            raise ValidationError.single("name", "must not be empty")
-        if len(name) > 200:
-            raise ValidationError.single("name", "at most 200 characters")
+        with problems.gather():
+            name = _campaign_name(changes["name"])
+    new_steps: list[StepInput] | None = None
+    if changes.get("steps") is not None:
+        with problems.gather():
+            new_steps = parse_steps(changes["steps"], allow_private=_allow_private(allow_private))
+    problems.raise_if_any()
+    if new_steps is not None:
+        _check_editable(campaign)
+    if name is not None:
         campaign.name = name
         campaign.updated_at = now
-    if changes.get("steps") is not None:
-        replace_pending_steps(session, campaign.id, changes["steps"], now=now, allow_private=allow_private)
+    if new_steps is not None:
+        _replace_pending(session, campaign, new_steps, now)
     if status is not None:
         STATUS_CHANGES[status](session, campaign.id, now=now)
     session.flush()
     return campaign
+
+
+def _campaign_name(value: Any) -> str:
+    """A new name for a campaign, checked as when it was created."""
+    return parse(CampaignInput, {"name": value, "contact_id": 1}).name
 
 
 def delete_campaign(session: Session, campaign_id: int) -> None:

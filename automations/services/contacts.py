@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from automations.domain.errors import Conflict, NotFound, ValidationError
+from automations.domain.errors import Conflict, NotFound, Problems
 from automations.domain.models import (
     AutomationCampaign,
     CampaignStatus,
@@ -20,7 +20,7 @@ from automations.domain.search import contact_matches, email_in
 from automations.domain.timeutil import utcnow
 from automations.services.campaigns import cancel_campaign
 from automations.services.events import record_event
-from automations.services.schemas import ContactInput, parse
+from automations.services.schemas import ContactInput, normalized_email, parse
 
 # Fields whose changes are recorded as `field_changed` events for the rules.
 TRACKED_FIELDS = ("first_name", "last_name", "email", "phone", "company", "timezone")
@@ -35,22 +35,50 @@ def get_contact(session: Session, contact_id: int) -> Contact:
     return contact
 
 
-def _check_email_free(session: Session, email: str | None, own_id: int | None = None) -> None:
+def _email_taken(session: Session, email: str | None, own_id: int | None = None) -> str | None:
+    """Why `email` cannot be used because another contact has it, or None."""
     if not email:
-        return
+        return None
     query = select(Contact.id).where(email_in([email.lower()]))
     if own_id is not None:
         query = query.where(Contact.id != own_id)
     other = session.scalar(query.limit(1))
-    if other is not None:
-        raise ValidationError.single("email", f"another contact (#{other}) already has this email")
+    if other is None:
+        return None
+    return f"Another contact (#{other}) already has this email."
+
+
+def _validated(session: Session, data: ContactInput | dict[str, Any], own_id: int | None = None) -> ContactInput:
+    """The contact's fields, their email free: every problem in one `ValidationError`."""
+    problems = Problems()
+    values: ContactInput | None = None
+    with problems.gather():
+        values = parse(ContactInput, data)
+    if "email" not in problems:
+        email = values.email if values is not None else _raw_email(data)
+        taken = _email_taken(session, email, own_id)
+        if taken:
+            problems.add("email", taken)
+    problems.raise_if_any()
+    assert values is not None  # no problem, so parsed
+    return values
+
+
+def _raw_email(data: ContactInput | dict[str, Any]) -> str | None:
+    """The email of input that failed validation elsewhere (its own check passed)."""
+    value = data.get("email") if isinstance(data, dict) else data.email
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return normalized_email(value.strip())
+    except ValueError:
+        return None
 
 
 def create_contact(session: Session, data: ContactInput | dict[str, Any], *, now: datetime | None = None) -> Contact:
     """Validate and add a contact; records `contact_created` and `tag_added` events."""
     now = now or utcnow()
-    values = parse(ContactInput, data)
-    _check_email_free(session, values.email)
+    values = _validated(session, data)
     fields = values.model_dump(exclude={"tags"})
     contact = Contact(**fields, created_at=now, updated_at=now)
     contact.tag_rows = [ContactTag(tag=tag) for tag in values.tags]
@@ -84,13 +112,8 @@ def update_contact(
     tags and changed fields."""
     now = now or utcnow()
     contact = get_contact(session, contact_id)
-    merged = contact_as_input(contact)
-    unknown = set(changes) - set(merged)
-    if unknown:
-        raise ValidationError({field: "unknown field" for field in sorted(unknown)})
-    merged.update(changes)
-    values = parse(ContactInput, merged)
-    _check_email_free(session, values.email, own_id=contact.id)
+    # An unknown field in `changes` is one more problem, reported with the others.
+    values = _validated(session, {**contact_as_input(contact), **changes}, own_id=contact.id)
     old_tags = set(contact.tags)
     old_custom = dict(contact.custom_fields or {})
     for field in TRACKED_FIELDS:

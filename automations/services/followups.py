@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from automations.domain.errors import Conflict, NotFound, ValidationError
+from automations.domain.errors import Conflict, NotFound, Problems
 from automations.domain.models import (
     AutomationCampaign,
     Contact,
@@ -35,12 +35,21 @@ def create_followup(
     rule_id: int | None = None,
     now: datetime | None = None,
 ) -> ScheduledFollowUp:
-    """Add a pending follow-up task for a contact."""
-    values = parse(FollowUpInput, data)
-    if session.get(Contact, values.contact_id) is None:
-        raise ValidationError.single("contact_id", f"no contact with id {values.contact_id}")
-    if values.campaign_id is not None and session.get(AutomationCampaign, values.campaign_id) is None:
-        raise ValidationError.single("campaign_id", f"no campaign with id {values.campaign_id}")
+    """Add a pending follow-up task for a contact (every problem of `data` in one
+    `ValidationError`)."""
+    problems = Problems()
+    values: FollowUpInput | None = None
+    with problems.gather():
+        values = parse(FollowUpInput, data)
+    raw = data if isinstance(data, dict) else data.model_dump()
+    for field, model, entity in (("contact_id", Contact, "contact"), ("campaign_id", AutomationCampaign, "campaign")):
+        ident = getattr(values, field) if values is not None else raw.get(field)
+        if field in problems or not isinstance(ident, int) or isinstance(ident, bool):
+            continue
+        if session.get(model, ident) is None:
+            problems.add(field, f"No {entity} with id {ident}.")
+    problems.raise_if_any()
+    assert values is not None  # no problem, so parsed
     followup = ScheduledFollowUp(
         contact_id=values.contact_id,
         campaign_id=values.campaign_id,

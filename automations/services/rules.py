@@ -9,16 +9,17 @@ rules' history. The runner's evaluation loop is in `automations.runner.rules`.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from automations.content.checks import ContentError, check_template
-from automations.domain.errors import NotFound, ValidationError
+from automations.domain.errors import NotFound, Problems, ValidationError
 from automations.domain.limits import json_problem
 from automations.domain.models import (
     AutomationTemplate,
@@ -37,6 +38,7 @@ from automations.services.schemas import (
     MAX_NOTES,
     Input,
     parse,
+    too_long,
 )
 
 # Contact attributes a condition or a field_changed trigger may name; any other
@@ -86,16 +88,22 @@ class ConditionInput(Input):
     @model_validator(mode="after")
     def _needed(self) -> ConditionInput:
         if self.kind == "tag" and not self.tag:
-            raise ValueError("a tag condition needs the tag")
+            raise ValueError("Give the tag the contact must have.")
         if self.kind in ("field_equals", "field_contains") and (not self.field or self.value is None):
-            raise ValueError("a field condition needs the field and the value")
+            raise ValueError("Give the field and the value to compare it with.")
         if self.kind == "opted_in" and self.channel is None:
-            raise ValueError("an opted-in condition needs the channel (email or sms)")
+            raise ValueError("Choose the channel the contact must be opted in to: email or sms.")
         return self
 
 
 class RuleInput(Input):
     """A whole rule, as the dashboard form and the API send it."""
+
+    empty_messages: ClassVar[dict[str, str]] = {
+        "name": "Give the rule a name.",
+        "trigger": "Choose what starts the rule.",
+        "action": "Choose what the rule does.",
+    }
 
     name: str = Field(min_length=1, max_length=200)
     is_active: bool = True
@@ -117,100 +125,140 @@ class RuleInput(Input):
         return value
 
 
-def _clean_trigger_config(trigger: str, config: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+# What to say when a trigger's setting is left empty.
+_TRIGGER_NEEDS = {
+    "tag": "Give the tag that starts this rule.",
+    "field": "Give the field whose change starts this rule.",
+    "event": "Give the name of the event that starts this rule, e.g. replied.",
+    "days_overdue": "Give how many days overdue a follow-up must be to start this rule.",
+}
+
+
+def _clean_trigger_config(trigger: str, config: dict[str, Any], problems: Problems) -> dict[str, Any]:
     """Keep only the settings of `trigger`, normalised; note what is missing."""
 
-    def text(key: str, limit: int, *, lower: bool = False) -> str | None:
+    def text(key: str, limit: int, *, lower: bool = False, needed: bool = False) -> str | None:
         value = config.get(key)
         if value is None or (isinstance(value, str) and not value.strip()):
+            if needed:
+                problems.add(f"trigger_config.{key}", _TRIGGER_NEEDS[key])
             return None
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            errors[f"trigger_config.{key}"] = "must be text"
+            problems.add(f"trigger_config.{key}", "Must be text.")
             return None
         value = str(value).strip()
         if len(value) > limit:
-            errors[f"trigger_config.{key}"] = f"at most {limit} characters"
+            problems.add(f"trigger_config.{key}", too_long(len(value), limit))
             return None
         return value.lower() if lower else value
 
-    def integer(key: str, low: int, high: int) -> int | None:
+    def integer(key: str, low: int, high: int, *, needed: bool = False) -> int | None:
         value = config.get(key)
         if value is None or value == "":
+            if needed:
+                problems.add(f"trigger_config.{key}", _TRIGGER_NEEDS[key])
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            errors[f"trigger_config.{key}"] = f"must be a whole number from {low} to {high}"
+        problem = _whole_number_problem(value, low, high)
+        if problem:
+            problems.add(f"trigger_config.{key}", problem)
             return None
-        return value
+        return int(value)
 
     if trigger == RuleTrigger.TAG_ADDED.value:
-        tag = text("tag", 64, lower=True)
-        if tag is None and "trigger_config.tag" not in errors:
-            errors["trigger_config.tag"] = "name the tag that triggers the rule"
-        return {"tag": tag}
+        return {"tag": text("tag", 64, lower=True, needed=True)}
     if trigger == RuleTrigger.FIELD_CHANGED.value:
-        field = text("field", 64, lower=True)
-        if field is None and "trigger_config.field" not in errors:
-            errors["trigger_config.field"] = "name the field that triggers the rule"
         # No value: any change of the field triggers the rule.
-        return {"field": field, "value": text("value", 500)}
+        return {"field": text("field", 64, lower=True, needed=True), "value": text("value", 500)}
     if trigger == RuleTrigger.INBOUND_EVENT.value:
-        event = text("event", 100)
-        if event is None and "trigger_config.event" not in errors:
-            errors["trigger_config.event"] = "name the inbound event (for example replied)"
-        return {"event": event}
+        return {"event": text("event", 100, needed=True)}
     if trigger == RuleTrigger.FOLLOWUP_OVERDUE.value:
-        days = integer("days_overdue", 0, MAX_DELAY_DAYS)
-        if days is None and "trigger_config.days_overdue" not in errors:
-            errors["trigger_config.days_overdue"] = "say after how many days overdue the rule fires"
-        return {"days_overdue": days}
+        return {"days_overdue": integer("days_overdue", 0, MAX_DELAY_DAYS, needed=True)}
     if trigger == RuleTrigger.CAMPAIGN_COMPLETED.value:
         # Optional: only campaigns from this template.
         return {"template_id": integer("template_id", 1, 2**31 - 1)}
     return {}
 
 
-def _clean_action_config(
-    session: Session, action: str, config: dict[str, Any], errors: dict[str, str]
-) -> dict[str, Any]:
+def _whole_number_problem(value: Any, low: int, high: int) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return "Must be a whole number."
+    if value < low:
+        return f"Must be {low} or more."
+    if value > high:
+        return f"At most {high}."
+    return None
+
+
+def _clean_action_config(session: Session, action: str, config: dict[str, Any], problems: Problems) -> dict[str, Any]:
     if action == RuleAction.CREATE_FOLLOWUP.value:
         title = config.get("title")
         notes = config.get("notes") or ""
-        if not isinstance(title, str) or not title.strip():
-            errors["action_config.title"] = "a follow-up needs a title"
+        if title is not None and not isinstance(title, str):
+            problems.add("action_config.title", "Must be text.")
+        elif not title or not title.strip():
+            problems.add("action_config.title", "Give the task a title.")
         elif len(title.strip()) > 300:
-            errors["action_config.title"] = "at most 300 characters"
+            problems.add("action_config.title", too_long(len(title.strip()), 300))
         if not isinstance(notes, str):
-            errors["action_config.notes"] = "must be text"
+            problems.add("action_config.notes", "Must be text.")
         elif len(notes) > MAX_NOTES:
-            errors["action_config.notes"] = f"at most {MAX_NOTES} characters"
+            problems.add("action_config.notes", too_long(len(notes), MAX_NOTES))
         for key, value in (("title", title), ("notes", notes)):
-            if isinstance(value, str) and f"action_config.{key}" not in errors:
+            if isinstance(value, str) and f"action_config.{key}" not in problems:
                 try:
                     check_template(value)
                 except ContentError as exc:
-                    errors[f"action_config.{key}"] = str(exc)
+                    problems.add(f"action_config.{key}", str(exc))
         return {
             "title": title.strip() if isinstance(title, str) else title,
             "notes": notes.strip() if isinstance(notes, str) else notes,
         }
     template_id = config.get("template_id")
-    if isinstance(template_id, bool) or not isinstance(template_id, int) or template_id < 1:
-        errors["action_config.template_id"] = "choose the template of the campaign to start"
-    elif template_id > 2**31 - 1 or session.get(AutomationTemplate, template_id) is None:
-        errors["action_config.template_id"] = f"no template with id {template_id}"
+    if template_id is None or template_id == "":
+        problems.add("action_config.template_id", "Choose the template to start.")
+    elif isinstance(template_id, bool) or not isinstance(template_id, int):
+        problems.add("action_config.template_id", "Must be a whole number.")
+    elif not 1 <= template_id <= 2**31 - 1 or session.get(AutomationTemplate, template_id) is None:
+        problems.add("action_config.template_id", f"No template with id {template_id}.")
     return {"template_id": template_id}
 
 
+def _choice(enum: type[RuleTrigger] | type[RuleAction], value: Any) -> str | None:
+    """`value` as one of `enum`'s values, or None."""
+    try:
+        return enum(value).value
+    except (ValueError, TypeError):
+        return None
+
+
 def _validated(session: Session, data: RuleInput | dict[str, Any]) -> dict[str, Any]:
-    """The rule's column values, or a `ValidationError` naming every bad field."""
-    values = parse(RuleInput, data)
-    errors: dict[str, str] = {}
-    trigger_config = _clean_trigger_config(values.trigger.value, values.trigger_config, errors)
-    action_config = _clean_action_config(session, values.action.value, values.action_config, errors)
-    if values.stop_other_campaigns and values.trigger is not RuleTrigger.INBOUND_EVENT:
-        errors["stop_other_campaigns"] = "only an inbound event can stop the contact's other campaigns"
-    if errors:
-        raise ValidationError(errors)
+    """The rule's column values, or a `ValidationError` naming every bad field: the
+    rule's own fields, its trigger's and its action's settings (templates checked)
+    and the checks across them, all at once."""
+    problems = Problems()
+    values: RuleInput | None = None
+    with problems.gather():
+        values = parse(RuleInput, data)
+    raw = data.model_dump() if isinstance(data, RuleInput) else data
+    if values is not None:
+        trigger, action = values.trigger.value, values.action.value
+        trigger_config, action_config = values.trigger_config, values.action_config
+        stop_others = values.stop_other_campaigns
+    else:  # still check the settings, with what can be read of the input
+        trigger, action = _choice(RuleTrigger, raw.get("trigger")), _choice(RuleAction, raw.get("action"))
+        trigger_config = _config(raw, "trigger_config", problems)
+        action_config = _config(raw, "action_config", problems)
+        stop_others = raw.get("stop_other_campaigns") is True
+    if trigger is not None:
+        trigger_config = _clean_trigger_config(trigger, trigger_config, problems)
+    if action is not None:
+        action_config = _clean_action_config(session, action, action_config, problems)
+    if stop_others and trigger is not None and trigger != RuleTrigger.INBOUND_EVENT.value:
+        problems.add(
+            "stop_other_campaigns", "Only a rule started by an inbound event can stop the contact's other campaigns."
+        )
+    problems.raise_if_any()
+    assert values is not None  # no problem, so parsed
     return {
         "name": values.name,
         "is_active": values.is_active,
@@ -224,6 +272,12 @@ def _validated(session: Session, data: RuleInput | dict[str, Any]) -> dict[str, 
         "stop_other_campaigns": values.stop_other_campaigns,
         "reenroll_after_days": values.reenroll_after_days,
     }
+
+
+def _config(raw: dict[str, Any], key: str, problems: Problems) -> dict[str, Any]:
+    """A settings object of input that failed validation: empty when it is itself wrong."""
+    value = raw.get(key)
+    return value if isinstance(value, dict) and key not in problems else {}
 
 
 def get_rule(session: Session, rule_id: int) -> FollowUpRule:
@@ -387,9 +441,18 @@ def rule_history(
 
 
 class InboundEventInput(Input):
+    empty_messages: ClassVar[dict[str, str]] = {"name": "Give the event a name, e.g. replied."}
+
     contact_id: int = Field(gt=0, le=2**31 - 1)
-    name: str = Field(min_length=1, max_length=100, pattern=EVENT_NAME_PATTERN)
+    name: str = Field(min_length=1, max_length=100)
     payload: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _event_name(cls, value: str) -> str:
+        if not re.fullmatch(EVENT_NAME_PATTERN, value):
+            raise ValueError("Use only letters, digits and _ . : - in an event name (no spaces).")
+        return value
 
     @field_validator("payload", mode="before")
     @classmethod
@@ -403,7 +466,7 @@ class InboundEventInput(Input):
     def _no_nul(cls, value: dict[str, Any]) -> dict[str, Any]:
         text = json.dumps(value)
         if "\x00" in text or "\\u0000" in text:
-            raise ValueError("must not contain NUL characters")
+            raise ValueError("Must not contain NUL characters.")
         return value
 
 
@@ -412,9 +475,15 @@ def post_inbound_event(
 ) -> ContactEvent:
     """Record a named event (for example `replied` or `form_submitted`) with a JSON
     payload for a contact; the runner matches it against the inbound-event rules."""
-    values = parse(InboundEventInput, {"contact_id": contact_id, "name": name, "payload": payload or {}})
-    if session.get(Contact, values.contact_id) is None:
-        raise ValidationError.single("contact_id", f"no contact with id {values.contact_id}")
+    problems = Problems()
+    values: InboundEventInput | None = None
+    with problems.gather():
+        values = parse(InboundEventInput, {"contact_id": contact_id, "name": name, "payload": payload or {}})
+    known_id = isinstance(contact_id, int) and 1 <= contact_id <= 2**31 - 1 and "contact_id" not in problems
+    if known_id and session.get(Contact, contact_id) is None:
+        problems.add("contact_id", f"No contact with id {contact_id}.")
+    problems.raise_if_any()
+    assert values is not None  # no problem, so parsed
     event = record_event(
         session,
         contact_id=values.contact_id,
@@ -522,8 +591,8 @@ def conditions_from_text(text: str, field: str = "conditions") -> list[dict[str,
         else:
             raise ValidationError.single(
                 field,
-                f"line {number} ({line!r}): write `tag: x`, `opted in: email`, `field = value` "
-                "or `field contains value`",
+                f"Line {number} ({line!r}): write `tag: x`, `opted in: email`, `field = value` "
+                "or `field contains value`.",
             )
     return conditions
 
@@ -571,7 +640,8 @@ def rule_views(session: Session, *, limit: int = 100, offset: int = 0) -> tuple[
 
 
 def describe_rule(rule: FollowUpRule) -> str:
-    """One line a person reads: "When tag 'trial' is added, start a campaign"."""
+    """One line a person reads: "When tag 'trial' is added: start the campaign
+    'Customer Onboarding'"."""
     config = rule.trigger_config or {}
     when = {
         RuleTrigger.TAG_ADDED.value: f"tag '{config.get('tag')}' is added",
@@ -586,7 +656,24 @@ def describe_rule(rule: FollowUpRule) -> str:
         RuleTrigger.STEP_FAILED.value: "a step fails",
         RuleTrigger.CONTACT_CREATED.value: "a contact is created",
     }.get(rule.trigger, rule.trigger)
-    return f"When {when}: {ACTION_LABELS.get(rule.action, rule.action).lower()}"
+    return f"When {when}: {_describe_action(rule)}"
+
+
+def _describe_action(rule: FollowUpRule) -> str:
+    """What the rule does, naming the template it starts or the task it creates."""
+    action = rule.action_config or {}
+    if rule.action == RuleAction.START_CAMPAIGN.value:
+        session, template_id = object_session(rule), action.get("template_id")
+        template = (
+            session.get(AutomationTemplate, template_id)
+            if session is not None and isinstance(template_id, int)
+            else None
+        )
+        if template is None:
+            return "start a campaign (its template no longer exists)" if session is not None else "start a campaign"
+        return f"start the campaign '{template.name}'"
+    title = action.get("title")
+    return f"create the follow-up task '{title}'" if title else "create a follow-up task"
 
 
 __all__ = [

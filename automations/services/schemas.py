@@ -1,14 +1,18 @@
 """Validated inputs of the domain services (shared by the dashboard, the API and the CLI).
 
 Pydantic does the checking; `parse` turns its errors into one domain
-`ValidationError` that names each field and its problem.
+`ValidationError` that names each field and says, in plain words, what to do
+("Too long: 230 characters, at most 200."). Pydantic's wording is translated in
+one place, `plain_message`; the checks across fields (an email needs a subject)
+run even when other fields are wrong, so that every problem is reported at once.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -38,21 +42,164 @@ MAX_EMAIL_BODY = 50_000
 MAX_SMS_BODY = 1_600
 MAX_NOTES = 10_000
 MAX_TAGS = 50
+MAX_TAG = 64
 
-M = TypeVar("M", bound=BaseModel)
+REQUIRED = "Required."
+PHONE_FORMAT = "Use the international format with the country code, e.g. +14155550123."
+TIMEZONE_UNKNOWN = "Unknown timezone: use a name like Europe/Paris."
+
+
+# --- plain words -------------------------------------------------------------
+
+
+def too_long(length: int, limit: int, what: str = "") -> str:
+    """`Too long: 230 characters, at most 200.`; `what` names the thing when the field does not."""
+    return f"Too long{what}: {length:,} characters, at most {limit:,}."
+
+
+def sentence(text: str) -> str:
+    """`text` with a capital first letter and a full stop."""
+    text = text.strip()
+    if not text:
+        return "Not valid."
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".?!" else f"{text}."
+
+
+def _number(value: Any) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _choices(expected: str) -> str:
+    """Pydantic's `'email', 'sms' or 'task'` as `email, sms or task`."""
+    return re.sub(r"'([^']*)'", r"\1", expected)
+
+
+_TYPE_MESSAGES = {
+    "int_parsing": "Must be a whole number.",
+    "int_type": "Must be a whole number.",
+    "int_from_float": "Must be a whole number.",
+    "float_parsing": "Must be a number.",
+    "float_type": "Must be a number.",
+    "bool_parsing": "Must be yes or no.",
+    "bool_type": "Must be yes or no.",
+    "string_type": "Must be text.",
+    "list_type": "Must be a list.",
+    "dict_type": "Must be a JSON object.",
+    "model_type": "Must be a JSON object.",
+    "model_attributes_type": "Must be a JSON object.",
+    "extra_forbidden": "Unknown field.",
+    "json_invalid": "Not valid JSON.",
+    "json_type": "Not valid JSON.",
+    "string_pattern_mismatch": "Not in the expected form.",
+}
+
+
+def plain_message(error: Mapping[str, Any], *, empty: str = REQUIRED) -> str:
+    """One pydantic error (an item of `exc.errors()`) in plain words; `empty` is
+    said of a required field left out or empty ("Give the campaign a name.")."""
+    kind = str(error.get("type", ""))
+    ctx = error.get("ctx") or {}
+    value = error.get("input")
+    if kind == "missing" or (kind in ("string_too_short", "too_short") and ctx.get("min_length") == 1):
+        return empty
+    if kind == "string_too_short":
+        return f"Too short: {len(str(value).strip())} characters, at least {ctx.get('min_length')}."
+    if kind == "string_too_long":
+        length = len(value.strip()) if isinstance(value, str) else int(ctx.get("max_length", 0)) + 1
+        return too_long(length, int(ctx.get("max_length", 0)))
+    if kind in ("too_short", "too_long"):
+        names = [part for part in error.get("loc", ()) if isinstance(part, str)]
+        noun = f" {names[-1].replace('_', ' ')}" if names else ""
+        if kind == "too_short":
+            return f"Too few{noun}: {ctx.get('actual_length')}, at least {ctx.get('min_length')}."
+        return f"Too many{noun}: {ctx.get('actual_length')}, at most {ctx.get('max_length')}."
+    if kind == "greater_than_equal":
+        return f"Must be {_number(ctx.get('ge'))} or more."
+    if kind == "greater_than":
+        return f"Must be more than {_number(ctx.get('gt'))}."
+    if kind == "less_than_equal":
+        return f"At most {_number(ctx.get('le'))}."
+    if kind == "less_than":
+        return f"Must be less than {_number(ctx.get('lt'))}."
+    if kind in ("enum", "literal_error"):
+        return f"Choose one of: {_choices(str(ctx.get('expected', '')))}."
+    if kind.startswith(("datetime", "date_", "time_")):
+        return "Must be a date and time, e.g. 2026-03-01 09:00."
+    if kind in _TYPE_MESSAGES:
+        return _TYPE_MESSAGES[kind]
+    if kind in ("value_error", "assertion_error") and ctx.get("error") is not None:
+        return sentence(str(ctx["error"]))
+    message = str(error.get("msg", "")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return sentence(message)
+
+
+# --- the inputs --------------------------------------------------------------
+
+M = TypeVar("M", bound="Input")
 
 
 def _strip(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
 class Input(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
+
+    # What to say of a required field left empty, by field name (default "Required.").
+    empty_messages: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def cross_field_problems(cls, data: Mapping[str, Any]) -> dict[str, str]:
+        """The checks across fields, run on the raw input when some field is wrong
+        (pydantic then skips the model's own checks), so that they are reported
+        with the others. Field path -> problem."""
+        return {}
+
+
+def _type_problems(kind: MessageType, subject: str, body: str, webhook_url: str | None) -> dict[str, str]:
+    """What a step of this kind needs: a subject and a body for an email ..."""
+    errors: dict[str, str] = {}
+    if kind is MessageType.EMAIL:
+        if not subject:
+            errors["subject"] = "Give the email a subject."
+        if not body:
+            errors["body"] = "Write the text of the email."
+    elif kind is MessageType.SMS:
+        if not body:
+            errors["body"] = "Write the text of the SMS."
+        elif len(body) > MAX_SMS_BODY:
+            errors["body"] = too_long(len(body), MAX_SMS_BODY, " for an SMS")
+    elif kind is MessageType.TASK:
+        if not subject:
+            errors["subject"] = "Give the task a title."
+        if len(body) > MAX_NOTES:
+            errors["body"] = too_long(len(body), MAX_NOTES)
+    elif kind is MessageType.WEBHOOK and not webhook_url:
+        errors["webhook_url"] = "Give the URL the webhook sends to, e.g. https://example.com/hook."
+    return errors
+
+
+def _url_problem(reason: str) -> str:
+    if reason.startswith("not a valid URL"):
+        return sentence(reason)
+    if reason.startswith(("targets ", "resolves ")) or " resolves to " in reason:
+        return f"Not allowed: the URL {reason}; webhooks only go to public addresses."
+    return f"The URL {reason.rstrip('.')}."
 
 
 class StepInput(Input):
     """One step: `subject` is an email's subject or a task's title; `body` the email
     or SMS text or the task's notes."""
+
+    empty_messages: ClassVar[dict[str, str]] = {
+        "name": "Give the step a name.",
+        "message_type": "Choose the kind of step: email, sms, task or webhook.",
+    }
 
     name: str = Field(min_length=1, max_length=200)
     message_type: MessageType
@@ -99,36 +246,37 @@ class StepInput(Input):
         try:
             check_url_static(value, allow_private)
         except BlockedTarget as exc:
-            raise ValueError(f"webhook URL {exc}") from exc
+            raise ValueError(_url_problem(str(exc))) from exc
         return value
 
     @model_validator(mode="after")
     def _fields_for_type(self) -> StepInput:
-        errors: dict[str, str] = {}
-        kind = self.message_type
-        if kind is MessageType.EMAIL:
-            if not self.subject:
-                errors["subject"] = "an email needs a subject"
-            if not self.body:
-                errors["body"] = "an email needs a body"
-        elif kind is MessageType.SMS:
-            if not self.body:
-                errors["body"] = "an SMS needs a body"
-            elif len(self.body) > MAX_SMS_BODY:
-                errors["body"] = f"an SMS body is at most {MAX_SMS_BODY} characters (got {len(self.body)})"
-        elif kind is MessageType.TASK:
-            if not self.subject:
-                errors["subject"] = "a task needs a title"
-            elif len(self.body) > MAX_NOTES:
-                errors["body"] = f"task notes are at most {MAX_NOTES} characters"
-        elif kind is MessageType.WEBHOOK and not self.webhook_url:
-            errors["webhook_url"] = "a webhook needs a URL"
+        errors = _type_problems(self.message_type, self.subject, self.body, self.webhook_url)
         if errors:
             raise _FieldErrors(errors)
-        if kind is not MessageType.WEBHOOK:
+        if self.message_type is not MessageType.WEBHOOK:
             self.webhook_url = None
             self.webhook_payload = None
         return self
+
+    @classmethod
+    def cross_field_problems(cls, data: Mapping[str, Any]) -> dict[str, str]:
+        try:
+            kind = MessageType(_strip(data.get("message_type")))
+        except (ValueError, TypeError):
+            return {}  # the type itself is wrong: reported on message_type
+        return _type_problems(kind, _text(data.get("subject")), _text(data.get("body")), _text(data.get("webhook_url")))
+
+
+def _steps_problems(steps: Any) -> dict[str, str]:
+    """`StepInput.cross_field_problems` of each raw step, under `steps.N.`."""
+    errors: dict[str, str] = {}
+    if isinstance(steps, list):
+        for index, step in enumerate(steps):
+            if isinstance(step, Mapping):
+                for field, problem in StepInput.cross_field_problems(step).items():
+                    errors[f"steps.{index}.{field}"] = problem
+    return errors
 
 
 class _FieldErrors(ValueError):
@@ -139,7 +287,22 @@ class _FieldErrors(ValueError):
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
 
 
+def normalized_email(value: str) -> str:
+    """`value` as stored (domain lower-cased), or `ValueError` saying what is wrong with it."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        detail = str(exc).strip()
+        for prefix in ("The email address ", "An email address "):
+            if detail.startswith(prefix):
+                detail = "it " + detail[len(prefix) :]
+        detail = detail[:1].lower() + detail[1:]
+        raise ValueError(f"Not a valid email address: {detail}") from exc
+
+
 class ContactInput(Input):
+    empty_messages: ClassVar[dict[str, str]] = {"first_name": "Give the contact's first name."}
+
     first_name: str = Field(min_length=1, max_length=100)
     last_name: str = Field(default="", max_length=100)
     email: str | None = Field(default=None, max_length=320)
@@ -165,12 +328,7 @@ class ContactInput(Input):
     @field_validator("email")
     @classmethod
     def _valid_email(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            return validate_email(value, check_deliverability=False).normalized
-        except EmailNotValidError as exc:
-            raise ValueError(f"not a valid email address: {exc}") from exc
+        return None if value is None else normalized_email(value)
 
     @field_validator("phone")
     @classmethod
@@ -180,11 +338,9 @@ class ContactInput(Input):
         try:
             number = phonenumbers.parse(value, None)
         except phonenumbers.NumberParseException:
-            raise ValueError(
-                "not a phone number in international form: write it with + and the country code, e.g. +14155550123"
-            ) from None
+            raise ValueError(PHONE_FORMAT) from None
         if not phonenumbers.is_valid_number(number):
-            raise ValueError("not a valid phone number")
+            raise ValueError("Not a valid phone number: check the country code and the digits, e.g. +14155550123.")
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
     @field_validator("timezone", mode="before")
@@ -199,7 +355,7 @@ class ContactInput(Input):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA timezone {value!r}") from exc
+            raise ValueError(TIMEZONE_UNKNOWN) from exc
         return value
 
     @field_validator("tags", mode="before")
@@ -219,8 +375,8 @@ class ContactInput(Input):
             tag = raw.strip().lower()
             if not tag:
                 continue
-            if len(tag) > 64:
-                raise ValueError(f"tag {tag[:20]!r}… is longer than 64 characters")
+            if len(tag) > MAX_TAG:
+                raise ValueError(f"Too long: the tag {tag[:20]!r}… has {len(tag)} characters, at most {MAX_TAG}.")
             if tag not in tags:
                 tags.append(tag)
         return tags
@@ -237,11 +393,16 @@ class ContactInput(Input):
     def _valid_custom_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
         for key in value:
             if not key or len(key) > 64 or not key.replace("_", "").isalnum():
-                raise ValueError(f"field name {key!r} must be 1-64 letters, digits or _")
+                raise ValueError(f"Rename the field {key!r}: use 1 to 64 letters, digits or _.")
         return value
 
 
 class TemplateInput(Input):
+    empty_messages: ClassVar[dict[str, str]] = {
+        "name": "Give the template a name.",
+        "steps": "Add at least one step.",
+    }
+
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=5000)
     category: TemplateCategory = TemplateCategory.CUSTOM
@@ -252,8 +413,17 @@ class TemplateInput(Input):
     def _none_is_empty(cls, value: Any) -> Any:
         return "" if value is None else value
 
+    @classmethod
+    def cross_field_problems(cls, data: Mapping[str, Any]) -> dict[str, str]:
+        return _steps_problems(data.get("steps"))
+
 
 class CampaignInput(Input):
+    empty_messages: ClassVar[dict[str, str]] = {
+        "name": "Give the campaign a name.",
+        "contact_id": "Choose a contact.",
+    }
+
     name: str = Field(min_length=1, max_length=200)
     contact_id: int = Field(gt=0)
     template_id: int | None = Field(default=None, gt=0)
@@ -265,8 +435,18 @@ class CampaignInput(Input):
     def _aware(cls, value: datetime | None) -> datetime | None:
         return None if value is None else as_utc(value)
 
+    @classmethod
+    def cross_field_problems(cls, data: Mapping[str, Any]) -> dict[str, str]:
+        return _steps_problems(data.get("steps"))
+
 
 class FollowUpInput(Input):
+    empty_messages: ClassVar[dict[str, str]] = {
+        "title": "Give the task a title.",
+        "contact_id": "Choose a contact.",
+        "due_at": "Give the date and time it is due.",
+    }
+
     contact_id: int = Field(gt=0)
     title: str = Field(min_length=1, max_length=300)
     notes: str = Field(default="", max_length=MAX_NOTES)
@@ -284,32 +464,47 @@ class FollowUpInput(Input):
         return as_utc(value)
 
 
-def _message(error: Mapping[str, Any]) -> str:
-    message = str(error.get("msg", "invalid"))
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if message.startswith(prefix):
-            message = message[len(prefix) :]
-    if error.get("type") == "string_too_short" and error.get("ctx", {}).get("min_length") == 1:
-        message = "must not be empty"
-    elif error.get("type") == "extra_forbidden":
-        message = "unknown field"
-    elif error.get("type") == "enum":
-        expected = error.get("ctx", {}).get("expected", "")
-        message = f"must be one of {expected} (got {error.get('input')!r})"
-    return message
+# --- pydantic's errors as the domain's ---------------------------------------
 
 
-def errors_from_pydantic(exc: PydanticValidationError, prefix: str = "") -> dict[str, str]:
+def _nested_input(annotation: Any) -> type[Input] | None:
+    """The input model inside a field's type (`list[StepInput] | None` -> StepInput)."""
+    if get_origin(annotation) is None and isinstance(annotation, type):
+        return annotation if issubclass(annotation, Input) else None
+    for argument in get_args(annotation):
+        found = _nested_input(argument)
+        if found is not None:
+            return found
+    return None
+
+
+def _empty_message(model: type[Input], loc: tuple[Any, ...]) -> str:
+    """`empty_messages` of the model that holds the field at `loc`."""
+    owner = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        info = owner.model_fields.get(part)
+        nested = _nested_input(info.annotation) if info is not None else None
+        if nested is None:
+            return REQUIRED
+        owner = nested
+    name = loc[-1] if loc else None
+    return owner.empty_messages.get(name, REQUIRED) if isinstance(name, str) else REQUIRED
+
+
+def errors_from_pydantic(exc: PydanticValidationError, model: type[Input], prefix: str = "") -> dict[str, str]:
+    """Field path -> plain message, for every error pydantic found (the first one per field)."""
     errors: dict[str, str] = {}
     for error in exc.errors():
-        loc = [str(part) for part in error.get("loc", ())]
-        original = error.get("ctx", {}).get("error")
+        loc = tuple(error.get("loc", ()))
+        base = ".".join(str(part) for part in loc)
+        original = (error.get("ctx") or {}).get("error")
         if isinstance(original, _FieldErrors):
-            base = ".".join(loc)
             for field, problem in original.errors.items():
-                errors[_join(prefix, base, field)] = problem
+                errors.setdefault(_join(prefix, base, field), problem)
             continue
-        errors.setdefault(_join(prefix, ".".join(loc)) or "input", _message(error))
+        errors.setdefault(_join(prefix, base) or "input", plain_message(error, empty=_empty_message(model, loc)))
     return errors
 
 
@@ -319,21 +514,25 @@ def _join(*parts: str) -> str:
 
 def parse(model: type[M], data: Any, *, allow_private: bool = False, prefix: str = "") -> M:
     """Validate `data` (a mapping or a model instance) as `model`, or raise the domain
-    `ValidationError` naming every bad field."""
+    `ValidationError` naming every bad field, the checks across fields included."""
     if isinstance(data, model):
         data = data.model_dump()
     try:
         return model.model_validate(data, context={"allow_private": allow_private})
     except PydanticValidationError as exc:
-        raise ValidationError(errors_from_pydantic(exc, prefix)) from None
+        errors = errors_from_pydantic(exc, model, prefix)
+        if isinstance(data, Mapping):
+            for field, problem in model.cross_field_problems(data).items():
+                errors.setdefault(_join(prefix, field), problem)
+        raise ValidationError(errors) from None
 
 
 def parse_steps(steps: list[Any], *, allow_private: bool = False, field: str = "steps") -> list[StepInput]:
     """Validate a list of steps, collecting every step's errors (`steps.2.body`)."""
     if not isinstance(steps, list):
-        raise ValidationError.single(field, "must be a list of steps")
+        raise ValidationError.single(field, "Must be a list of steps.")
     if len(steps) > MAX_STEPS:
-        raise ValidationError.single(field, f"at most {MAX_STEPS} steps")
+        raise ValidationError.single(field, f"Too many steps: {len(steps)}, at most {MAX_STEPS}.")
     parsed: list[StepInput] = []
     errors: dict[str, str] = {}
     for index, step in enumerate(steps):

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from automations.domain.config import get_settings
 from automations.domain.db import folded
-from automations.domain.errors import Conflict, NotFound, ValidationError
+from automations.domain.errors import Conflict, NotFound, Problems, ValidationError
 from automations.domain.models import (
     AutomationCampaign,
     AutomationTemplate,
@@ -60,12 +60,36 @@ def step_as_input(step: Any) -> dict[str, Any]:
     }
 
 
-def _check_name_free(session: Session, name: str, own_id: int | None = None) -> None:
+def _name_taken(session: Session, name: Any, own_id: int | None = None) -> str | None:
+    """Why `name` cannot be used because another template has it, or None."""
+    if not isinstance(name, str) or not name.strip():
+        return None
+    name = name.strip()
     query = select(AutomationTemplate.id).where(folded(AutomationTemplate.name) == name.lower())
     if own_id is not None:
         query = query.where(AutomationTemplate.id != own_id)
-    if session.scalar(query.limit(1)) is not None:
-        raise ValidationError.single("name", f"a template named {name!r} already exists")
+    if session.scalar(query.limit(1)) is None:
+        return None
+    return f"A template named {name!r} already exists: choose another name."
+
+
+def _validated(
+    session: Session, data: TemplateInput | dict[str, Any], allow_private: bool, own_id: int | None = None
+) -> TemplateInput:
+    """The template's fields and steps (templates checked with them), its name
+    free: every problem in one `ValidationError`."""
+    problems = Problems()
+    values: TemplateInput | None = None
+    with problems.gather():
+        values = parse(TemplateInput, data, allow_private=allow_private)
+    if "name" not in problems:
+        name = values.name if values is not None else (data.get("name") if isinstance(data, dict) else None)
+        taken = _name_taken(session, name, own_id)
+        if taken:
+            problems.add("name", taken)
+    problems.raise_if_any()
+    assert values is not None  # no problem, so parsed
+    return values
 
 
 def create_template(
@@ -74,8 +98,7 @@ def create_template(
     """Validate and add a custom template."""
     if allow_private is None:
         allow_private = get_settings().webhook_allow_private
-    values = parse(TemplateInput, data, allow_private=allow_private)
-    _check_name_free(session, values.name)
+    values = _validated(session, data, allow_private)
     template = AutomationTemplate(
         name=values.name,
         description=values.description,
@@ -91,7 +114,8 @@ def create_template(
 def update_template(
     session: Session, template_id: int, changes: dict[str, Any], *, allow_private: bool | None = None
 ) -> AutomationTemplate:
-    """Change a custom template's name, description, category or steps."""
+    """Change a custom template's name, description, category or steps (an unknown
+    field is one more problem reported with the others)."""
     if allow_private is None:
         allow_private = get_settings().webhook_allow_private
     template = get_template(session, template_id)
@@ -102,13 +126,9 @@ def update_template(
         "description": template.description,
         "category": template.category,
         "steps": [step_as_input(step) for step in template.steps],
+        **changes,
     }
-    unknown = set(changes) - set(merged)
-    if unknown:
-        raise ValidationError({field: "unknown field" for field in sorted(unknown)})
-    merged.update(changes)
-    values = parse(TemplateInput, merged, allow_private=allow_private)
-    _check_name_free(session, values.name, own_id=template.id)
+    values = _validated(session, merged, allow_private, own_id=template.id)
     template.name = values.name
     template.description = values.description
     template.category = values.category.value
@@ -202,5 +222,5 @@ def template_steps_input(session: Session, template_id: int, field: str = "templ
     validation error on `field`."""
     template = session.get(AutomationTemplate, template_id)
     if template is None:
-        raise ValidationError.single(field, f"no template with id {template_id}")
+        raise ValidationError.single(field, f"No template with id {template_id}.")
     return parse_steps([step_as_input(s) for s in template.steps], allow_private=True)

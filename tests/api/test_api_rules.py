@@ -33,7 +33,7 @@ def test_rule_crud_and_validation(api: TestClient) -> None:
     assert created.status_code == 201, created.text
     rule = created.json()
     assert rule["trigger_config"] == {"tag": "trial"}
-    assert rule["description"] == "When tag 'trial' is added: start a campaign"
+    assert rule["description"] == "When tag 'trial' is added: start the campaign 'Customer Onboarding'"
     assert (rule["is_active"], rule["applied"], rule["reenroll_after_days"]) == (True, 0, 30)
     rid = rule["id"]
 

@@ -22,16 +22,17 @@ def test_a_source_is_compiled_once_and_renders_for_each_contact() -> None:
 @pytest.mark.parametrize(
     ("source", "words"),
     [
-        ("{{ contact.__class__ }} #cache-test", "not allowed"),
-        ("{{ contact.first_name #cache-test", "syntax error"),
-        ("{{ 2 ** 100000 }} #cache-test", "exponent too large"),
-        ("{{ 1 / 0 }} #cache-test", "ZeroDivisionError"),
+        ("{{ contact.__class__ }} #cache-test", "The template uses `__class__`, which is not allowed."),
+        ("{{ contact.first_name #cache-test", "The template is missing a closing `}}` after `contact.first_name`."),
+        ("{{ 2 ** 100000 }} #cache-test", "The template computes a power that is too large."),
+        ("{{ 1 / 0 }} #cache-test", "The template divides by zero."),
     ],
 )
 def test_a_refused_template_stays_refused_with_its_reason(source: str, words: str) -> None:
     for _ in range(2):  # the second verdict comes from the cache
-        with pytest.raises(ContentError, match=words):
+        with pytest.raises(ContentError) as caught:
             check_template(source)
+        assert str(caught.value) == words
 
 
 def test_the_caches_are_bounded() -> None:

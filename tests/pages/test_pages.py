@@ -125,7 +125,7 @@ def test_new_campaign_from_scratch_with_a_validation_error_first(app_db: Databas
     at.text_input(key=task_title).input("Call Ada").run()
     # The email has no body yet: saving shows the problem next to that field.
     at.button(key="new_save").click().run()
-    assert "an email needs a body" in [e.value for e in at.error]
+    assert "Write the text of the email." in [e.value for e in at.error]
     assert _count(app_db, AutomationCampaign) == 0
     at.text_area(key=email_subject.replace("_subject", "_body")).input("Hi {{ contact.first_name }}!").run()
     assert "Hello Ada" in str(at.dataframe[-1].value)  # personalised preview
@@ -259,7 +259,7 @@ def test_contact_added_and_refused_deletion_with_active_campaigns(demo_db: Datab
     [t for t in at.text_input if t.label == "Email"][-1].input("not-an-email")
     submit = [b for b in at.button if b.label == "Save contact"][-1]
     submit.click().run()
-    assert any("not a valid email" in e.value for e in at.error)
+    assert any("Not a valid email address" in e.value for e in at.error)
     [t for t in at.text_input if t.label == "Email"][-1].input("zed@example.com")
     [b for b in at.button if b.label == "Save contact"][-1].click().run()
     assert _count(demo_db, Contact, Contact.email == "zed@example.com") == 1

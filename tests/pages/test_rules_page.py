@@ -59,7 +59,7 @@ def test_create_a_rule_that_starts_onboarding_and_see_its_history(
         assert rule.action_config == {"template_id": onboarding}
     table = at.dataframe[0].value
     assert list(table["rule"]) == ["Trial onboarding"]
-    assert list(table["when"]) == ["When tag 'trial' is added: start a campaign"]
+    assert list(table["when"]) == ["When tag 'trial' is added: start the campaign 'Customer Onboarding'"]
 
     # A contact gets the tag; the runner applies the rule; the history shows it.
     now = utcnow() + timedelta(seconds=1)
@@ -96,11 +96,11 @@ def test_invalid_rule_shows_the_problem_and_saves_nothing(
     at.text_area(key="new_conditions").set_value("this is not a condition")
     at.button(key="new_save").click()
     at.run()
-    assert "line 1" in texts(at)
+    assert "Line 1" in texts(at)
     at.text_area(key="new_conditions").set_value("")
     at.button(key="new_save").click()
     at.run()
-    assert "name the inbound event" in texts(at)
+    assert "Give the name of the event that starts this rule" in texts(at)
     with app_db.read_session() as s:
         assert s.scalars(select(FollowUpRule)).all() == []
 
@@ -118,9 +118,10 @@ def test_edit_disable_and_delete_a_rule(app_db: Database, open_page: Callable[[s
             },
         ).id
     at = open_page(PAGE)
-    assert "When a campaign completes: create a follow-up task" in str(at.dataframe[0].value["when"][0])
+    summary = "When a campaign completes: create the follow-up task 'Call {{ contact.first_name }}'"
+    assert summary in str(at.dataframe[0].value["when"][0])
     click_row(at, "rules_list", 0)
-    assert "When a campaign completes: create a follow-up task" in texts(at)
+    assert summary in texts(at)
 
     key = f"rule{rule_id}"
     at.text_input(key=f"{key}_name").set_value("Call two days after")

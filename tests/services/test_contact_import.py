@@ -165,7 +165,7 @@ def test_the_cli_imports_a_file_and_names_the_rejected_rows(sqlite_db: Database,
     dry = run(str(path), "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "read 3 rows as cp1252, semicolon-separated: 2 contacts would be created, 1 rejected" in dry.stdout
-    assert "line 4: email: not a valid email address" in dry.stdout
+    assert "line 4: email: Not a valid email address: it must have an @-sign." in dry.stdout
     assert _names(sqlite_db) == []
     done = run(str(path))
     assert done.returncode == 0 and "2 contacts created" in done.stdout

@@ -341,32 +341,159 @@ def test_a_deleted_template_is_recorded_as_skipped(db: Database) -> None:
 
 
 @pytest.mark.parametrize(
-    ("fields", "field"),
+    ("fields", "field", "message"),
     [
-        ({"trigger": "tag_added"}, "trigger_config.tag"),
-        ({"trigger": "field_changed"}, "trigger_config.field"),
-        ({"trigger": "inbound_event"}, "trigger_config.event"),
-        ({"trigger": "followup_overdue", "trigger_config": {"days_overdue": -1}}, "trigger_config.days_overdue"),
-        ({"trigger": "contact_created", "stop_other_campaigns": True}, "stop_other_campaigns"),
-        ({"trigger": "contact_created", "action_config": {"title": ""}}, "action_config.title"),
-        ({"trigger": "contact_created", "action_config": {"title": "{{ contact.nope( }}"}}, "action_config.title"),
+        ({"trigger": "tag_added"}, "trigger_config.tag", "Give the tag that starts this rule."),
+        (
+            {"trigger": "tag_added", "trigger_config": {"tag": "  "}},
+            "trigger_config.tag",
+            "Give the tag that starts this rule.",
+        ),
+        (
+            {"trigger": "tag_added", "trigger_config": {"tag": "t" * 65}},
+            "trigger_config.tag",
+            "Too long: 65 characters, at most 64.",
+        ),
+        (
+            {"trigger": "field_changed", "trigger_config": {"field": ""}},
+            "trigger_config.field",
+            "Give the field whose change starts this rule.",
+        ),
+        (
+            {"trigger": "inbound_event", "trigger_config": {"event": ""}},
+            "trigger_config.event",
+            "Give the name of the event that starts this rule, e.g. replied.",
+        ),
+        (
+            {"trigger": "followup_overdue", "trigger_config": {"days_overdue": -1}},
+            "trigger_config.days_overdue",
+            "Must be 0 or more.",
+        ),
+        (
+            {"trigger": "followup_overdue", "trigger_config": {"days_overdue": 5000}},
+            "trigger_config.days_overdue",
+            "At most 3650.",
+        ),
+        (
+            {"trigger": "followup_overdue"},
+            "trigger_config.days_overdue",
+            "Give how many days overdue a follow-up must be to start this rule.",
+        ),
+        (
+            {"trigger": "contact_created", "stop_other_campaigns": True},
+            "stop_other_campaigns",
+            "Only a rule started by an inbound event can stop the contact's other campaigns.",
+        ),
+        (
+            {"trigger": "contact_created", "action_config": {"title": ""}},
+            "action_config.title",
+            "Give the task a title.",
+        ),
+        (
+            {"trigger": "contact_created", "action_config": {"title": "{{ contact.nope( }}"}},
+            "action_config.title",
+            "Missing `)` after `contact.nope(`.",
+        ),
+        (
+            {"trigger": "contact_created", "action": "start_campaign", "action_config": {}},
+            "action_config.template_id",
+            "Choose the template to start.",
+        ),
         (
             {"trigger": "contact_created", "action": "start_campaign", "action_config": {"template_id": 999}},
             "action_config.template_id",
+            "No template with id 999.",
         ),
-        ({"trigger": "contact_created", "conditions": [{"kind": "tag"}]}, "conditions.0"),
-        ({"trigger": "contact_created", "delay_days": -1}, "delay_days"),
-        ({"trigger": "contact_created", "reenroll_after_days": 0}, "reenroll_after_days"),
-        ({"trigger": "sometime"}, "trigger"),
+        (
+            {"trigger": "contact_created", "conditions": [{"kind": "tag"}]},
+            "conditions.0",
+            "Give the tag the contact must have.",
+        ),
+        ({"trigger": "contact_created", "delay_days": -1}, "delay_days", "Must be 0 or more."),
+        ({"trigger": "contact_created", "delay_hours": -1}, "delay_hours", "Must be 0 or more."),
+        ({"trigger": "contact_created", "reenroll_after_days": 0}, "reenroll_after_days", "Must be 1 or more."),
+        (
+            {"trigger": "sometime"},
+            "trigger",
+            "Choose one of: contact_created, tag_added, field_changed, campaign_completed, step_failed, "
+            "followup_overdue or inbound_event.",
+        ),
     ],
 )
-def test_invalid_rules_name_the_field(sqlite_db: Database, fields: dict[str, Any], field: str) -> None:
+def test_invalid_rules_name_the_field_in_plain_words(
+    sqlite_db: Database, fields: dict[str, Any], field: str, message: str
+) -> None:
     data = {"name": "R", "action": "create_followup", "action_config": CALL, **fields}
     with pytest.raises(ValidationError) as caught, sqlite_db.session() as s:
         rules.create_rule(s, data, now=NOW)
-    assert field in caught.value.errors
+    assert caught.value.errors == {field: message}
     with sqlite_db.read_session() as s:
         assert rules.list_rules(s)[1] == 0
+
+
+@pytest.mark.parametrize(
+    ("trigger", "config_field", "message"),
+    [
+        ("tag_added", "trigger_config.tag", "Give the tag that starts this rule."),
+        ("inbound_event", "trigger_config.event", "Give the name of the event that starts this rule, e.g. replied."),
+        ("field_changed", "trigger_config.field", "Give the field whose change starts this rule."),
+    ],
+)
+def test_a_rule_reports_its_name_trigger_and_action_problems_together(
+    sqlite_db: Database, trigger: str, config_field: str, message: str
+) -> None:
+    """An empty name no longer hides the empty settings of the trigger and the action."""
+    data = {
+        "name": "",
+        "trigger": trigger,
+        "trigger_config": {"tag": "", "event": "", "field": ""},
+        "action": "create_followup",
+        "action_config": {"title": ""},
+    }
+    with pytest.raises(ValidationError) as caught, sqlite_db.session() as s:
+        rules.create_rule(s, data, now=NOW)
+    assert caught.value.errors == {
+        "name": "Give the rule a name.",
+        config_field: message,
+        "action_config.title": "Give the task a title.",
+    }
+
+
+def test_a_rule_with_bad_numbers_and_no_template_reports_everything(sqlite_db: Database) -> None:
+    data = {
+        "name": "R" * 201,
+        "trigger": "followup_overdue",
+        "trigger_config": {"days_overdue": -3},
+        "delay_days": -1,
+        "action": "start_campaign",
+        "action_config": {},
+        "stop_other_campaigns": True,
+    }
+    with pytest.raises(ValidationError) as caught, sqlite_db.session() as s:
+        rules.create_rule(s, data, now=NOW)
+    assert caught.value.errors == {
+        "name": "Too long: 201 characters, at most 200.",
+        "delay_days": "Must be 0 or more.",
+        "trigger_config.days_overdue": "Must be 0 or more.",
+        "action_config.template_id": "Choose the template to start.",
+        "stop_other_campaigns": "Only a rule started by an inbound event can stop the contact's other campaigns.",
+    }
+
+
+def test_a_rule_update_reports_every_problem_and_keeps_the_rule(sqlite_db: Database) -> None:
+    rule_id = make_rule(sqlite_db, name="Welcome", trigger="tag_added", trigger_config={"tag": "trial"})
+    with pytest.raises(ValidationError) as caught, sqlite_db.session() as s:
+        rules.update_rule(
+            s, rule_id, {"name": "", "trigger_config": {"tag": ""}, "action_config": {"title": "Call {{ x"}}, now=NOW
+        )
+    assert caught.value.errors == {
+        "name": "Give the rule a name.",
+        "trigger_config.tag": "Give the tag that starts this rule.",
+        "action_config.title": "The template is missing a closing `}}` after `x`.",
+    }
+    with sqlite_db.read_session() as s:
+        rule = rules.get_rule(s, rule_id)
+        assert (rule.name, rule.trigger_config) == ("Welcome", {"tag": "trial"})
 
 
 def test_crud_list_and_history(sqlite_db: Database) -> None:
@@ -375,7 +502,9 @@ def test_crud_list_and_history(sqlite_db: Database) -> None:
     with db.session() as s:
         rule = rules.update_rule(s, rule_id, {"name": "Welcome call", "delay_hours": 2}, now=NOW)
         assert (rule.name, rule.delay_hours, rule.trigger) == ("Welcome call", 2, "contact_created")
-        assert rules.describe_rule(rule) == "When a contact is created: create a follow-up task"
+        assert rules.describe_rule(rule) == (
+            "When a contact is created: create the follow-up task 'Call {{ contact.first_name }}'"
+        )
     make_contact(db)
     run(db, NOW + DAY)
     with db.read_session() as s:
@@ -395,10 +524,16 @@ def test_inbound_event_validation(sqlite_db: Database) -> None:
     ann = make_contact(sqlite_db)
     with pytest.raises(ValidationError) as caught, sqlite_db.session() as s:
         rules.post_inbound_event(s, 999, "replied", {}, now=NOW)
-    assert "contact_id" in caught.value.errors
+    assert caught.value.errors == {"contact_id": "No contact with id 999."}
     with pytest.raises(ValidationError) as caught, sqlite_db.session() as s:
         rules.post_inbound_event(s, ann, "has spaces", {}, now=NOW)
-    assert "name" in caught.value.errors
+    assert caught.value.errors == {"name": "Use only letters, digits and _ . : - in an event name (no spaces)."}
+    with pytest.raises(ValidationError) as caught, sqlite_db.session() as s:
+        rules.post_inbound_event(s, 999, "", {}, now=NOW)
+    assert caught.value.errors == {
+        "name": "Give the event a name, e.g. replied.",
+        "contact_id": "No contact with id 999.",
+    }
     with pytest.raises(ValidationError) as caught, sqlite_db.session() as s:
         rules.post_inbound_event(s, ann, "big", {"x": "y" * 30_000}, now=NOW)
     assert "payload" in caught.value.errors
