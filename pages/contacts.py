@@ -269,10 +269,10 @@ def _import() -> None:
         [
             {
                 "line": r.line,
-                "ok": "valid" if r.ok else "problem",
+                "check": "valid" if r.ok else "problem",
                 "problems": "; ".join(f"{k}: {v}" for k, v in r.errors.items()),
-                "first_name": r.data.get("first_name", ""),
-                "last_name": r.data.get("last_name", ""),
+                "first name": r.data.get("first_name", ""),
+                "last name": r.data.get("last_name", ""),
                 "email": r.data.get("email") or "",
                 "phone": r.data.get("phone") or "",
             }
