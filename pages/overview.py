@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import streamlit as st
 
@@ -32,6 +33,7 @@ from ui.common import (
     status_label,
     type_label,
 )
+from ui.tables import clickable_table
 
 
 @st.cache_data(ttl=READ_TTL, max_entries=20, show_spinner=False)
@@ -122,22 +124,28 @@ def _overdue(figures: OverviewFigures, alive: int, silent: list[SilentHolder], n
 
 
 def _step_table(lines: list[StepLine], when: str) -> None:
-    st.dataframe(
-        rows(
-            lines,
-            when=lambda line: fmt(line.executed_at if when == "executed" else line.scheduled_at),
-            status=lambda line: status_label(line.status),
-            type=lambda line: type_label(line.message_type),
-            step="step_name",
-            campaign="campaign_name",
-            contact="contact_name",
-            error=lambda line: line.last_error or "",
-        ),
-        hide_index=True,
-        width="stretch",
+    """Steps with their campaign and contact; a click on one opens its campaign."""
+    columns: dict[str, Any] = {
+        "when": lambda line: fmt(line.executed_at if when == "executed" else line.scheduled_at),
+        "status": lambda line: status_label(line.status),
+        "type": lambda line: type_label(line.message_type),
+        "step": "step_name",
+        "campaign": "campaign_name",
+        "contact": "contact_name",
+    }
+    if when == "executed":
+        columns["error"] = lambda line: line.last_error or ""
+    picked = clickable_table(
+        f"ov_{when}",
+        rows(lines, **columns),
+        [line.campaign_id for line in lines],
+        version=tuple(line.step_id for line in lines),
         height=38 + 35 * len(lines),
         column_config={"error": st.column_config.TextColumn(width="large")},
     )
+    if picked is not None:
+        st.session_state["camp_open"] = picked
+        st.switch_page("pages/campaigns.py")
 
 
 @st.fragment(run_every=LIVE_SECONDS)
@@ -168,6 +176,7 @@ def overview() -> None:
 
     # One under the other, full width: every column readable.
     st.subheader("Next scheduled steps")
+    st.caption("Click a step to open its campaign.")
     upcoming = _next(db_url(), now)
     if upcoming:
         _step_table(upcoming, "scheduled")

@@ -154,7 +154,7 @@ def _browse() -> None:
         [t.id for t in templates],
         version=len(templates),
         height=38 + 35 * len(templates),
-        column_config={"name": st.column_config.TextColumn(width="large")},
+        column_config={"name": st.column_config.TextColumn(width="medium")},
     )
     page_download("tpl_list", frame, "templates.csv")
     if picked is not None:

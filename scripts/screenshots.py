@@ -50,7 +50,13 @@ def _settle(page: Page, heading: str) -> None:
     page.wait_for_load_state("networkidle")
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=30_000)
     page.locator('[data-testid="stSkeleton"]').first.wait_for(state="detached", timeout=30_000)
-    page.wait_for_timeout(800)
+    # Every table drawn (a grid is a canvas once its data is in).
+    page.wait_for_function(
+        "[...document.querySelectorAll('[data-testid=\"stDataFrame\"]')].filter(e => e.offsetParent)"
+        ".every(e => e.querySelector('canvas'))",
+        timeout=30_000,
+    )
+    page.wait_for_timeout(1500)
 
 
 def _builder(page: Page, url: str, contact_email: str) -> None:

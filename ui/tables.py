@@ -88,6 +88,9 @@ def clickable_table(
     is the key of the table on screen.
     """
     key = f"{name}_{zlib.crc32(repr(version).encode()):08x}"
+    previous = st.session_state.get(f"{name}_widget")
+    if previous != key:
+        st.session_state.pop(f"{previous}__last", None)  # that table is gone
     st.session_state[f"{name}_widget"] = key
     event = st.dataframe(
         frame,

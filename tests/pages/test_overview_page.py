@@ -9,10 +9,11 @@ from datetime import timedelta
 from streamlit.testing.v1 import AppTest
 
 from automations.domain.db import Database
-from automations.domain.models import Contact
+from automations.domain.models import AutomationCampaign, Contact
 from automations.domain.timeutil import utcnow
 from automations.runner.heartbeat import beat
 from automations.services.campaigns import create_campaign, pause_campaign
+from tests.pages.conftest import click_row
 
 Open = Callable[[str | None], AppTest]
 
@@ -61,3 +62,14 @@ def test_overdue_steps_of_paused_campaigns_are_not_said_to_be_executing(app_db: 
         beat(s, "runner-a", utcnow(), started_at=utcnow())
     at.run()
     assert "Being executed by the running runner, oldest first." in [c.value for c in at.caption]
+
+
+def test_a_click_on_a_next_step_opens_its_campaign(demo_db: Database, open_page: Open) -> None:
+    at = open_page(None)
+    campaign = at.dataframe[0].value["campaign"].iloc[0]
+    click_row(at, "ov_scheduled", 0)
+    assert not at.exception, at.exception
+    opened = at.session_state["camp_open"]
+    assert campaign in [h.value for h in at.subheader]  # the Campaigns page, with that campaign open
+    with demo_db.read_session() as s:
+        assert s.get(AutomationCampaign, opened).name == campaign
