@@ -31,7 +31,7 @@ from ui.common import (
     status_label,
     type_label,
 )
-from ui.tables import clickable_table, page_controls, page_download, page_of, read_page
+from ui.tables import clickable_table, page_controls, page_download, page_of, read_page, scroll_to
 
 TABLE = "ct_list"
 TIMELINE_SECONDS = 1  # a campaign a rule starts shows on the timeline a moment after the runner starts it
@@ -226,7 +226,10 @@ def _browse() -> None:
             st.session_state.pop("ct_open")
             return
         st.divider()
-        _detail(contact)
+        with st.container(key="ct_detail"):
+            if picked is not None:
+                scroll_to("ct_detail")
+            _detail(contact)
 
 
 ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1", "cp1250", "cp1251", "mac-roman"]

@@ -24,7 +24,7 @@ from ui.common import (
     page_title,
     settings,
 )
-from ui.tables import clickable_table, page_controls, page_download, page_of, read_page
+from ui.tables import clickable_table, page_controls, page_download, page_of, read_page, scroll_to
 
 TABLE = "fu_list"
 GROUPS = ("Overdue", "Today", "Upcoming")
@@ -203,4 +203,7 @@ else:
         chosen = st.session_state.get("fu_open")
         shown = next((item for item in found if item["id"] == chosen), None)
         if shown is not None:
-            _card(shown, snooze_days)
+            with st.container(key="fu_detail"):
+                if picked is not None:
+                    scroll_to("fu_detail")
+                _card(shown, snooze_days)

@@ -12,7 +12,7 @@ from automations.services import templates as service
 from automations.services.templates import TemplateSummary
 from ui.common import action, db_url, field_error, get_db, other_errors, page_title, rows, type_label
 from ui.steps_editor import load_steps, steps_editor
-from ui.tables import clickable_table, page_download
+from ui.tables import clickable_table, page_download, scroll_to
 
 CATEGORIES = [c.value for c in TemplateCategory]
 
@@ -163,7 +163,10 @@ def _browse() -> None:
     chosen = st.session_state.get("tpl_open")
     if chosen in by_id:
         st.divider()
-        _detail(by_id[chosen])
+        with st.container(key="tpl_detail"):
+            if picked is not None:
+                scroll_to("tpl_detail")
+            _detail(by_id[chosen])
 
 
 def _open(template_id: int | None) -> None:

@@ -141,6 +141,12 @@ class HttpSink:
             return [r.path for r in self.requests]
 
 
+class _Server(ThreadingHTTPServer):
+    # A runner opens 16 connections at once; the default backlog of 5 drops some
+    # of them on a busy machine, and their retried SYNs arrive seconds late.
+    request_queue_size = 128
+
+
 @contextmanager
 def http_server() -> Iterator[HttpSink]:
     sink = HttpSink()
@@ -175,7 +181,7 @@ def http_server() -> Iterator[HttpSink]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     sink.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
