@@ -50,7 +50,7 @@ from automations.reports.exports import ExportFilter, csv_bytes, export_file_nam
 from automations.services.campaigns import CampaignFilter, list_campaigns
 from automations.services.contacts import ContactFilter, search_contacts
 from automations.services.templates import list_templates
-from ui.common import badge, db_url, get_db, page_title, settings, type_label
+from ui.common import LIST_TTL, badge, db_url, get_db, page_title, settings, type_label
 
 TYPE_COLOURS = {"email": "#2563eb", "sms": "#16a34a", "task": "#d97706", "webhook": "#7c3aed"}
 # Streamlit's named colours nearest to TYPE_COLOURS, for the legend.
@@ -86,39 +86,39 @@ TIME_FORMAT = {"hour": "2-digit", "minute": "2-digit", "hour12": False}
 # --- cached reads -----------------------------------------------------------------
 
 
-@st.cache_data(ttl=30, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _period(url: str, tz_name: str, view: View, anchor: date, filters: tuple) -> CalendarPeriod:
     with get_db().read_session() as s:
         return calendar_period(s, view, anchor, settings().tz, CalendarFilter(*filters))
 
 
-@st.cache_data(ttl=30, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _day(url: str, tz_name: str, day: date, filters: tuple) -> CalendarDay:
     with get_db().read_session() as s:
         return calendar_day(s, day, settings().tz, CalendarFilter(*filters))
 
 
-@st.cache_data(ttl=60, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _templates(url: str) -> dict[int, str]:
     with get_db().read_session() as s:
         return {t.id: t.name for t in list_templates(s)}
 
 
-@st.cache_data(ttl=60, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _campaigns(url: str, text: str) -> dict[int, str]:
     with get_db().read_session() as s:
         found, _ = list_campaigns(s, CampaignFilter(search=text), limit=50)
         return {c.id: f"{c.name} · {c.contact_name} (#{c.id})" for c in found}
 
 
-@st.cache_data(ttl=60, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _contacts(url: str, text: str) -> dict[int, str]:
     with get_db().read_session() as s:
         found, _ = search_contacts(s, ContactFilter(search=text), limit=50)
         return {c.id: f"{c.full_name} · {c.email or c.phone or ''} (#{c.id})" for c in found}
 
 
-@st.cache_data(ttl=30, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _detail(url: str, step_id: int) -> EventDetail | None:
     with get_db().read_session() as s:
         try:

@@ -14,6 +14,7 @@ from automations.services import campaigns as service
 from automations.services.campaigns import CampaignFilter, CampaignRow
 from automations.services.templates import TemplateSummary, list_templates
 from ui.common import (
+    LIST_TTL,
     LIVE_SECONDS,
     READ_TTL,
     action,
@@ -41,7 +42,7 @@ def _page(url: str, filters: CampaignFilter, offset: int, limit: int) -> tuple[l
         return service.list_campaigns(s, filters, limit=limit, offset=offset)
 
 
-@st.cache_data(ttl=60, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _templates(url: str) -> list[TemplateSummary]:
     with get_db().read_session() as s:
         return list_templates(s)
@@ -274,8 +275,7 @@ def _detail_view(campaign_id: int) -> None:
     if detail is None:
         st.info("That campaign no longer exists.")
         return
-    if st.session_state.pop("camp_scroll", False):
-        scroll_to("camp_detail")
+    scroll_to("camp_detail", st.session_state.pop("camp_scroll", False))
     head, close = st.columns([6, 1], vertical_alignment="center")
     head.subheader(f"{detail.name}")
     if close.button("Close", icon=":material/close:", key="camp_close"):

@@ -18,6 +18,7 @@ from automations.services.contact_import import (
 )
 from automations.services.contacts import ContactFilter
 from ui.common import (
+    LIST_TTL,
     READ_TTL,
     action,
     clear_reads,
@@ -57,7 +58,7 @@ def _contact(url: str, contact_id: int) -> dict[str, Any] | None:
             return None
 
 
-@st.cache_data(ttl=60, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _tags(url: str) -> list[str]:
     with get_db().read_session() as s:
         return service.all_tags(s)
@@ -227,8 +228,7 @@ def _browse() -> None:
             return
         st.divider()
         with st.container(key="ct_detail"):
-            if picked is not None:
-                scroll_to("ct_detail")
+            scroll_to("ct_detail", picked is not None)
             _detail(contact)
 
 

@@ -13,6 +13,7 @@ from automations.services import followups as service
 from automations.services.contacts import ContactFilter, search_contacts
 from automations.services.followups import FollowUpCounts, day_bounds
 from ui.common import (
+    LIST_TTL,
     READ_TTL,
     action,
     db_url,
@@ -60,7 +61,7 @@ def _counts(url: str, now: datetime) -> FollowUpCounts:
         return service.followup_counts(s, now, settings().tz)
 
 
-@st.cache_data(ttl=60, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _contact_choices(url: str, text: str) -> dict[int, str]:
     with get_db().read_session() as s:
         found, _ = search_contacts(s, ContactFilter(search=text), limit=50)
@@ -204,6 +205,5 @@ else:
         shown = next((item for item in found if item["id"] == chosen), None)
         if shown is not None:
             with st.container(key="fu_detail"):
-                if picked is not None:
-                    scroll_to("fu_detail")
+                scroll_to("fu_detail", picked is not None)
                 _card(shown, snooze_days)

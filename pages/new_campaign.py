@@ -27,7 +27,7 @@ from automations.services.templates import (
     list_templates,
     step_as_input,
 )
-from ui.common import action, db_url, field_error, fmt, get_db, other_errors, page_title, settings, type_label
+from ui.common import LIST_TTL, action, db_url, field_error, fmt, get_db, other_errors, page_title, settings, type_label
 from ui.steps_editor import load_steps, steps_editor
 
 MAX_NAME = 200  # a campaign's name, as the domain limits it
@@ -36,26 +36,26 @@ P = "new"  # session-state prefix of this page's steps editor
 ERRORS = "new_errors"
 
 
-@st.cache_data(ttl=60, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _templates(url: str) -> list[TemplateSummary]:
     with get_db().read_session() as s:
         return list_templates(s)
 
 
-@st.cache_data(ttl=60, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _template_steps(url: str, template_id: int) -> list[dict[str, Any]]:
     with get_db().read_session() as s:
         return [step_as_input(step) for step in get_template(s, template_id).steps]
 
 
-@st.cache_data(ttl=60, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _contact_choices(url: str, text: str) -> dict[int, str]:
     with get_db().read_session() as s:
         found, _ = search_contacts(s, ContactFilter(search=text), limit=50)
         return {c.id: f"{c.full_name} · {c.email or c.phone or 'no email'} (#{c.id})" for c in found}
 
 
-@st.cache_data(ttl=60, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _tags(url: str) -> list[str]:
     with get_db().read_session() as s:
         return all_tags(s)

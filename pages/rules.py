@@ -17,6 +17,7 @@ from automations.services.rules import (
 )
 from automations.services.templates import list_templates
 from ui.common import (
+    LIST_TTL,
     READ_TTL,
     action,
     db_url,
@@ -33,13 +34,13 @@ from ui.tables import clickable_table, page_controls, page_download, page_of, re
 ERRORS = "rules_errors"
 
 
-@st.cache_data(ttl=30, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _rules(url: str) -> tuple[list[RuleView], int]:
     with get_db().read_session() as s:
         return rules.rule_views(s, limit=500)
 
 
-@st.cache_data(ttl=30, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _templates(url: str) -> dict[int, str]:
     with get_db().read_session() as s:
         return {t.id: t.name for t in list_templates(s)}

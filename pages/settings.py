@@ -11,7 +11,7 @@ from streamlit.delta_generator import DeltaGenerator
 from automations.channels import TEST_CHANNELS, DeliveryFailed, send_test_message, webhook_secret_is_set
 from automations.domain.config import Settings, describe_settings
 from automations.domain.errors import ValidationError
-from ui.common import clear_reads, db_url, get_db, page_title, settings, type_label
+from ui.common import LIST_TTL, clear_reads, db_url, get_db, page_title, settings, type_label
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ RECIPIENT = {
 }
 
 
-@st.cache_data(ttl=60, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _secret_is_set(url: str) -> bool:
     with get_db().read_session() as s:
         return webhook_secret_is_set(s, settings())

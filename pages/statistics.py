@@ -19,7 +19,7 @@ from automations.reports.exports import (
 )
 from automations.reports.stats import ChartSeries, StatsFilter, lag_spread, statistics_page
 from automations.services.templates import list_templates
-from ui.common import db_url, get_db, now_minute, page_title, settings, type_label
+from ui.common import LIST_TTL, db_url, get_db, now_minute, page_title, settings, type_label
 
 TYPE_COLOURS = {"email": "#2563eb", "sms": "#16a34a", "task": "#d97706", "webhook": "#7c3aed"}
 OUTCOME_COLOURS = {"success": "#16a34a", "failure": "#dc2626", "skipped": "#9ca3af"}
@@ -36,13 +36,13 @@ MESSAGE_TYPES = ["email", "sms", "task", "webhook"]
 DEFAULT_DAYS = 30
 
 
-@st.cache_data(ttl=60, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _templates(url: str) -> dict[int, str]:
     with get_db().read_session() as s:
         return {t.id: t.name for t in list_templates(s)}
 
 
-@st.cache_data(ttl=30, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _figures_and_charts(
     url: str, tz_name: str, now: datetime, filters: StatsFilter
 ) -> tuple[dict[str, Any], ChartSeries]:

@@ -10,20 +10,20 @@ from automations.domain.models import TemplateCategory
 from automations.domain.timeutil import humanize_delay
 from automations.services import templates as service
 from automations.services.templates import TemplateSummary
-from ui.common import action, db_url, field_error, get_db, other_errors, page_title, rows, type_label
+from ui.common import LIST_TTL, action, db_url, field_error, get_db, other_errors, page_title, rows, type_label
 from ui.steps_editor import load_steps, steps_editor
 from ui.tables import clickable_table, page_download, scroll_to
 
 CATEGORIES = [c.value for c in TemplateCategory]
 
 
-@st.cache_data(ttl=60, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _templates(url: str) -> list[TemplateSummary]:
     with get_db().read_session() as s:
         return service.list_templates(s)
 
 
-@st.cache_data(ttl=60, show_spinner=False)
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _steps(url: str, template_id: int) -> list[dict[str, Any]]:
     with get_db().read_session() as s:
         return [service.step_as_input(step) for step in service.get_template(s, template_id).steps]
@@ -164,8 +164,7 @@ def _browse() -> None:
     if chosen in by_id:
         st.divider()
         with st.container(key="tpl_detail"):
-            if picked is not None:
-                scroll_to("tpl_detail")
+            scroll_to("tpl_detail", picked is not None)
             _detail(by_id[chosen])
 
 

@@ -40,6 +40,9 @@ LIVE_SECONDS = 3
 # The cache life of the reads such screens make: shorter than the refresh, so a
 # refresh shows the database as it is, while sessions open at once share a read.
 READ_TTL = 1
+# Every other cached read (lists of templates, rules, tags, the calendar's and the
+# statistics' aggregates): what the runner or the API changes shows within seconds.
+LIST_TTL = 5
 
 
 def clear_reads() -> None:

@@ -132,14 +132,19 @@ def page_download(key: str, frame: pd.DataFrame | Any, file_name: str) -> None:
     )
 
 
-def scroll_to(key: str) -> None:
-    """Bring the container of `key` (`st.container(key=...)`) into view: the row a
-    user clicked opens below the list, out of sight otherwise."""
+def scroll_to(key: str, when: bool) -> None:
+    """Bring the container of `key` (`st.container(key=...)`) into view when `when`:
+    the row a user clicked opens below the list, out of sight otherwise. Call it on
+    every run (it holds its place on the page either way, so that what follows it
+    keeps its place too and is updated, not drawn a second time)."""
     import streamlit.components.v1 as components
 
-    components.html(
-        "<script>const target = window.parent.document.querySelector("
-        + repr(f".st-key-{key}")
-        + ");if (target) target.scrollIntoView({behavior: 'smooth', block: 'start'});</script>",
-        height=0,
-    )
+    slot = st.empty()
+    if when:
+        with slot:
+            components.html(
+                "<script>const target = window.parent.document.querySelector("
+                + repr(f".st-key-{key}")
+                + ");if (target) target.scrollIntoView({behavior: 'smooth', block: 'start'});</script>",
+                height=0,
+            )

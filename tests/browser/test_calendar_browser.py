@@ -80,7 +80,7 @@ def test_calendar_week_month_year(page: Page, dashboard: str) -> None:
     cell = frame.locator(".fc-daygrid-day:not(.fc-day-disabled)").filter(has=frame.locator(".fc-event")).last
     day = cell.get_attribute("data-date")
     cell.locator(".fc-daygrid-day-number").click()
-    expect(page.get_by_role("heading", name=day_label(date.fromisoformat(day)))).to_be_visible()
+    expect(page.get_by_role("heading", name=day_label(date.fromisoformat(day)), exact=True)).to_be_visible()
     expect(page.locator('[data-testid="stTable"]')).to_be_visible()
     expect(page.get_by_role("combobox", name="Day")).to_have_value(day_label(date.fromisoformat(day)))
 
@@ -121,7 +121,7 @@ def test_calendar_week_month_year(page: Page, dashboard: str) -> None:
     busy.click()
     _ready(page, "Calendar")
     expect(page.get_by_text("step(s) in this week")).to_be_visible()
-    expect(page.get_by_role("heading", name=day_label(day))).to_be_visible()
+    expect(page.get_by_role("heading", name=day_label(day), exact=True)).to_be_visible()
     expect(page.get_by_text(f"{count} step(s) on {day_label(day)}")).to_be_visible()
     expect(page.locator('[data-testid="stTable"] tbody tr')).to_have_count(count)
     page.locator('[data-testid="stTable"]').scroll_into_view_if_needed()

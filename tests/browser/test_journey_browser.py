@@ -271,6 +271,7 @@ def test_a_rule_started_campaign_appears_on_the_timeline_without_a_reload(
         page.get_by_label("Tags (comma separated)").filter(visible=True).fill("trial")
         started = time.monotonic()
         page.get_by_role("button", name="Save contact").filter(visible=True).click()
+        expect(page.locator('[data-testid="stStatusWidget"]')).to_have_count(0, timeout=5_000)  # saved
         page.get_by_role("tab", name="Timeline").click()
         step = grid_cell(page.locator(GRID), template.name)
         left = max(5.0 - (time.monotonic() - started), 0.1)
