@@ -89,7 +89,10 @@ def main() -> None:
             (
                 "campaigns (one opened)",
                 "campaigns",
-                lambda at: at.selectbox(key="camp_open").set_value(int(at.dataframe[0].value["id"].iloc[0])),
+                # As a click on the first row of the list does.
+                lambda at: at.session_state.__setitem__(
+                    at.session_state["camp_list_widget"], {"selection": {"rows": [0], "columns": [], "cells": []}}
+                ),
             )
         )
         cases.append(
