@@ -137,14 +137,13 @@ def scroll_to(key: str, when: bool) -> None:
     the row a user clicked opens below the list, out of sight otherwise. Call it on
     every run (it holds its place on the page either way, so that what follows it
     keeps its place too and is updated, not drawn a second time)."""
-    import streamlit.components.v1 as components
-
     slot = st.empty()
     if when:
         with slot:
-            components.html(
+            # Our own fixed script (no user data in it), in a same-origin frame.
+            st.iframe(
                 "<script>const target = window.parent.document.querySelector("
                 + repr(f".st-key-{key}")
                 + ");if (target) target.scrollIntoView({behavior: 'smooth', block: 'start'});</script>",
-                height=0,
+                height=1,
             )
