@@ -89,7 +89,7 @@ def _next_step(row: CampaignRow) -> str:
 @st.fragment(run_every=LIVE_SECONDS)
 def _list(filters: CampaignFilter) -> None:
     """The page of campaigns, read again every few seconds (the runner moves them on)."""
-    found, total = read_page(TABLE, lambda offset, limit: _page(db_url(), filters, offset, limit))
+    found, total = read_page(TABLE, lambda offset, limit: _page(db_url(), filters, offset, limit), filters)
     if not total:
         if filters == CampaignFilter():
             st.info("No campaign yet. Create one on **New Campaign**.", icon=":material/add_circle:")

@@ -180,7 +180,7 @@ def _browse() -> None:
     search = c1.text_input("Search", key="ct_search", placeholder="name, email, company or phone")
     tag = c2.selectbox("Tag", _tags(db_url()), index=None, key="ct_tag", placeholder="any")
     filters = ContactFilter(search=search, tag=tag)
-    found, total = read_page(TABLE, lambda offset, limit: _page(db_url(), filters, offset, limit))
+    found, total = read_page(TABLE, lambda offset, limit: _page(db_url(), filters, offset, limit), filters)
     if not total:
         st.info(
             "No contacts match. Add one in **Add contact** or import a CSV file."

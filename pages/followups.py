@@ -169,7 +169,7 @@ else:
         )
         or GROUPS[0]
     )
-    found, total = read_page(TABLE, lambda offset, limit: _page(db_url(), group, now, offset, limit))
+    found, total = read_page(TABLE, lambda offset, limit: _page(db_url(), group, now, offset, limit), group)
     if not total:
         st.caption(f"No follow-up {group.lower() if group != 'Today' else 'due later today'}.")
     else:

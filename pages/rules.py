@@ -280,7 +280,7 @@ def main() -> None:
     st.subheader("History")
     names = {0: "All rules", **{v.id: v.name for v in views}}
     chosen = st.selectbox("Show", list(names), format_func=names.get, key="history_rule")
-    history, count = read_page("history", lambda offset, limit: _history(url, chosen or None, offset, limit))
+    history, count = read_page("history", lambda offset, limit: _history(url, chosen or None, offset, limit), chosen)
     if not history:
         st.caption("Nothing yet: rules act when the runner sees a matching event.")
         return

@@ -21,9 +21,13 @@ PAGE_SIZES = (25, 50, 100, 500)
 T = TypeVar("T")
 
 
-def read_page(key: str, read: Callable[[int, int], tuple[list[T], int]]) -> tuple[list[T], int]:
+def read_page(key: str, read: Callable[[int, int], tuple[list[T], int]], filters: object = None) -> tuple[list[T], int]:
     """The page of `key` the user is on, read by `read(offset, limit)` -> (rows, total).
-    A page beyond the end (the list shrank) moves to the last one."""
+    Other `filters` than last time start again at page 1; a page beyond the end
+    (the list shrank) moves to the last one."""
+    if st.session_state.get(f"{key}_filters") != repr(filters):
+        st.session_state[f"{key}_filters"] = repr(filters)
+        st.session_state[f"{key}_page"] = 1
     number, size = page_of(key)
     number = max(number, 1)
     found, total = read((number - 1) * size, size)

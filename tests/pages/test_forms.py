@@ -73,3 +73,13 @@ def test_after_save_and_activate_the_form_is_empty_again(app_db: Database, open_
     assert not [e for e in at.expander if e.label.startswith("Step ")]
     with app_db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(AutomationCampaign)) == 1
+
+
+def test_new_filters_start_the_list_again_at_its_first_page(demo_db: Database, open_page: Open) -> None:
+    at = open_page("pages/contacts.py")
+    at.selectbox(key="ct_list_size").set_value(25).run()
+    at.button(key="ct_list_next").click().run()
+    assert at.session_state["ct_list_page"] == 2
+    at.text_input(key="ct_search").input("a").run()
+    assert at.session_state["ct_list_page"] == 1
+    assert "· page 1 of" in texts(at)
