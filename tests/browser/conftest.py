@@ -83,6 +83,16 @@ def start_dashboard(
     pytest.fail(f"the dashboard did not start; log: {log.read_text()[-2000:]}")
 
 
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server the test started: politely, then for sure."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @pytest.fixture(scope="module")
 def demo_database(tmp_path_factory: pytest.TempPathFactory, _migrated_sqlite_file: Path) -> Iterator[Database]:
     path = tmp_path_factory.mktemp("browser") / "demo.db"
@@ -98,11 +108,7 @@ def dashboard(demo_database: Database, tmp_path_factory: pytest.TempPathFactory)
     log = tmp_path_factory.mktemp("dashboard") / "streamlit.log"
     process, url = start_dashboard(demo_database.url, log)
     yield url
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop_process(process)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from automations.domain.db import Database
 from automations.domain.models import AutomationCampaign, Contact
-from tests.browser.conftest import ROOT, SCREENSHOTS
+from tests.browser.conftest import ROOT, SCREENSHOTS, stop_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -167,8 +167,7 @@ def test_a_bookmarked_page_opened_first_shows_the_app_navigation(
         expect(nav.get_by_text("common", exact=True)).to_have_count(0)
         expect(page.get_by_text("Deploy", exact=True)).to_have_count(0)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)
 
 
 def test_before_sign_in_only_the_form_exists_and_wrong_passwords_slow_down(
@@ -209,7 +208,6 @@ def test_before_sign_in_only_the_form_exists_and_wrong_passwords_slow_down(
         _ready(page, "Campaigns")  # the page the bookmark asked for
         expect(page.locator('[data-testid="stSidebarNav"]').get_by_text("Overview", exact=True)).to_be_visible()
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)
     log = (tmp_path / "streamlit.log").read_text()
     assert "wrong dashboard password from" in log and "guess" not in log

@@ -12,7 +12,6 @@ import csv
 import io
 import math
 import re
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,7 +30,7 @@ from automations.services.contacts import create_contact
 from automations.services.followups import list_followups
 from automations.services.rules import create_rule
 from automations.services.templates import list_templates
-from tests.browser.conftest import start_dashboard
+from tests.browser.conftest import start_dashboard, stop_process
 from tests.runner.support import start_runner, stop_all
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -287,11 +286,7 @@ def test_a_rule_started_campaign_appears_on_the_timeline_without_a_reload(
         assert runner.poll() is None, (tmp_path / "journey.log").read_text()[-2000:]
     finally:
         codes = stop_all([runner])
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server)
         db.dispose()
     assert codes == [0], (tmp_path / "journey.log").read_text()[-2000:]
 

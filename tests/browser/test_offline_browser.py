@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Page, Request, expect
 
 from automations.domain.db import Database
-from tests.browser.conftest import ROOT, free_port
+from tests.browser.conftest import ROOT, free_port, stop_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -67,15 +67,6 @@ def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     pytest.fail(f"{url} did not answer; log: {log.read_text()[-2000:]}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @pytest.fixture(scope="module")
 def user_dashboard(demo_database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`streamlit run /path/to/app.py` from an unrelated folder, with no options but the port."""
@@ -93,7 +84,7 @@ def user_dashboard(demo_database: Database, tmp_path_factory: pytest.TempPathFac
     url = f"http://127.0.0.1:{port}"
     _wait_for(f"{url}/_stcore/health", process, log)
     yield url
-    _stop(process)
+    stop_process(process)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +104,7 @@ def api_server(demo_database: Database, tmp_path_factory: pytest.TempPathFactory
     url = f"http://127.0.0.1:{port}"
     _wait_for(f"{url}/openapi.json", process, log)
     yield url
-    _stop(process)
+    stop_process(process)
 
 
 class Requests:
