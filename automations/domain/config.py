@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from automations.domain.schedule import Cap, QuietHours, parse_caps, parse_quiet_hours
+
 DEFAULT_DATABASE_URL = "sqlite:///data/automations.db"
 
 
@@ -47,6 +49,11 @@ class Settings(BaseSettings):
 
     max_attempts: int = Field(default=5, ge=1, le=100)
 
+    # SPEC section 10: no SMS in these local hours ("off" for none), and at most
+    # so many messages per contact across campaigns ("" for no cap).
+    sms_quiet_hours: str = "21:00-08:00"
+    frequency_cap: str = ""
+
     api_token: SecretStr | None = None
     api_max_body: int = Field(default=1_048_576, ge=1024, le=1_073_741_824)  # bytes
     ui_password: SecretStr | None = None
@@ -61,6 +68,18 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown IANA timezone {value!r}") from exc
         return value
 
+    @field_validator("sms_quiet_hours")
+    @classmethod
+    def _valid_quiet_hours(cls, value: str) -> str:
+        parse_quiet_hours(value)
+        return value
+
+    @field_validator("frequency_cap")
+    @classmethod
+    def _valid_caps(cls, value: str) -> str:
+        parse_caps(value)
+        return value
+
     @field_validator("smtp_host", "sms_api_url", "sms_account_sid", "sms_from", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -69,6 +88,14 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def quiet_hours(self) -> QuietHours | None:
+        return parse_quiet_hours(self.sms_quiet_hours)
+
+    @property
+    def caps(self) -> tuple[Cap, ...]:
+        return parse_caps(self.frequency_cap)
 
     @property
     def email_backend(self) -> str:

@@ -207,6 +207,9 @@ class AutomationTemplate(Base):
     is_system: Mapped[bool] = mapped_column(Boolean, default=False)
     # Identifies a system template across renames, so seeding stays idempotent.
     system_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # {"timezone": "contact" | IANA, "send_window": {...} | None, "holidays": ... | None,
+    #  "frequency_cap_exempt": bool}; None: the defaults (see services.planning).
+    schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -230,6 +233,10 @@ class StepContent:
     body: Mapped[str] = mapped_column(Text, default="")
     webhook_url: Mapped[str | None] = mapped_column(String(2000))
     webhook_payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Time-aware planning (SPEC section 10): delay_days counts only open days of
+    # the send window, and the step goes out at this local time ("HH:MM").
+    business_days: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    send_at: Mapped[str | None] = mapped_column(String(5))
 
 
 class TemplateStep(StepContent, Base):
@@ -252,6 +259,8 @@ class AutomationCampaign(Base):
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Copied from the template when the campaign is made from one (same shape).
+    schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -296,6 +305,9 @@ class AutomationStep(StepContent, Base):
     claim_token: Mapped[str | None] = mapped_column(String(64))
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why the planned time is not the plain delay: the send window, a holiday, SMS
+    # quiet hours, a frequency cap ("outside the send window (Mon–Fri 09:00–17:00)").
+    schedule_note: Mapped[str | None] = mapped_column(Text)
 
     campaign: Mapped[AutomationCampaign] = relationship(back_populates="steps")
     attempt_log: Mapped[list[StepAttempt]] = relationship(
@@ -332,6 +344,21 @@ class AutomationStep(StepContent, Base):
         # without reading the step rows (migration 0004).
         Index(None, "campaign_id", "position", "status"),
     )
+
+
+class ContactDelivery(Base):
+    """A message that reached a contact (an email or SMS step recorded as sent):
+    what the frequency caps count, by contact, channel and time, from one index."""
+
+    __tablename__ = "contact_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    step_id: Mapped[int | None] = mapped_column(ForeignKey("automation_steps.id", ondelete="SET NULL"), unique=True)
+
+    __table_args__ = (Index(None, "contact_id", "channel", "sent_at"),)
 
 
 class StepAttempt(Base):

@@ -105,8 +105,9 @@ class Planner:
         return str(name) if name else None
 
     def open_day(self, day: date) -> bool:
-        """A day the window is open on and that is not a holiday."""
-        in_window = self.window is None or day.weekday() in self.window.days
+        """A business day: a day the window is open on (Monday to Friday without a
+        window) that is not a holiday."""
+        in_window = day.weekday() in self.window.days if self.window is not None else day.weekday() < 5
         return in_window and self.holiday(day) is None
 
     # --- planning ------------------------------------------------------------------
@@ -144,6 +145,12 @@ class Planner:
         fitted, reasons = self._fit(planned, sms)
         note = "; ".join(reasons) if reasons else None
         return Planned(self.utc(fitted), note)
+
+    def fit(self, moment: datetime, *, sms: bool = False) -> Planned:
+        """The first time at or after `moment` (UTC) a step may go out."""
+        fitted, reasons = self._fit(self.local(moment), sms)
+        at = self.utc(fitted)
+        return Planned(max(at, as_utc(moment)), "; ".join(reasons) if reasons else None)
 
     def _fit(self, wall: datetime, sms: bool) -> tuple[datetime, list[str]]:
         """The first local time at or after `wall` that is inside the window, on an
@@ -194,6 +201,57 @@ def _note(reasons: list[str], reason: str) -> None:
         reasons.append(reason)
 
 
+@dataclass(frozen=True)
+class Cap:
+    """At most `limit` messages of `channel` per contact per calendar `period`
+    ("day" or ISO "week") in the contact's time zone."""
+
+    channel: str
+    limit: int
+    period: str
+
+    def describe(self) -> str:
+        return f"{self.channel} {self.limit}/{self.period}"
+
+
+CAP_CHANNELS = ("email", "sms")
+CAP_PERIODS = ("day", "week")
+
+
+def parse_caps(text: str) -> tuple[Cap, ...]:
+    """ "email:3/day,sms:1/day,email:10/week" as caps; "" or "off": none.
+    ValueError naming the part that is wrong."""
+    text = text.strip()
+    if text.lower() in ("", "off", "none"):
+        return ()
+    caps: list[Cap] = []
+    for part in text.split(","):
+        part = part.strip()
+        channel, _, rest = part.partition(":")
+        count, _, period = rest.partition("/")
+        channel, period = channel.strip().lower(), period.strip().lower()
+        if channel not in CAP_CHANNELS or period not in CAP_PERIODS or not count.strip().isdigit():
+            raise ValueError(f"{part!r} is not a cap like email:3/day or sms:1/week (channels email, sms)")
+        if int(count) < 1:
+            raise ValueError(f"{part!r}: a cap allows at least 1 message")
+        caps.append(Cap(channel, int(count), period))
+    return tuple(caps)
+
+
+def parse_quiet_hours(text: str) -> QuietHours | None:
+    """ "21:00-08:00" as quiet hours; "" or "off": none. ValueError otherwise."""
+    text = text.strip()
+    if text.lower() in ("", "off", "none"):
+        return None
+    start, sep, end = text.partition("-")
+    if not sep:
+        raise ValueError(f"{text!r} is not hours like 21:00-08:00")
+    quiet = QuietHours(parse_hhmm(start.strip()), parse_hhmm(end.strip()))
+    if quiet.start == quiet.end:
+        raise ValueError(f"{text!r}: quiet hours start and end at the same time")
+    return quiet
+
+
 def parse_hhmm(text: str) -> time:
     """ "09:30" as a time; ValueError for anything else ("25:00", "9h")."""
     hours, sep, minutes = text.partition(":")
@@ -202,4 +260,15 @@ def parse_hhmm(text: str) -> time:
     return time(int(hours), int(minutes))
 
 
-__all__ = ["DAY_NAMES", "Planned", "Planner", "QuietHours", "SendWindow", "holiday_calendar", "parse_hhmm"]
+__all__ = [
+    "DAY_NAMES",
+    "Cap",
+    "Planned",
+    "Planner",
+    "QuietHours",
+    "SendWindow",
+    "holiday_calendar",
+    "parse_caps",
+    "parse_hhmm",
+    "parse_quiet_hours",
+]

@@ -27,15 +27,16 @@ from automations.domain.models import (
     StepStatus,
     TemplateCategory,
 )
+from automations.domain.schedule import Planned
 from automations.domain.search import contact_matches, like_pattern
 from automations.domain.timeutil import as_utc, utcnow
+from automations.services.planning import plan_steps, planner_for, schedule_json
 from automations.services.scheduling import (
     cancel_pending_steps,
-    plan_times,
     refresh_completion,
     shift_pending_steps,
 )
-from automations.services.schemas import CampaignInput, StepInput, parse, parse_steps
+from automations.services.schemas import CampaignInput, ScheduleInput, StepInput, parse, parse_steps
 from automations.services.templates import (
     create_template,
     step_as_input,
@@ -65,6 +66,7 @@ class _CampaignPlan:
 
     values: CampaignInput
     steps: list[StepInput]
+    schedule: dict[str, Any]  # as stored: the input's, else the template's, else the defaults
 
 
 def _valid_id(values: CampaignInput | None, raw: dict[str, Any], field: str, problems: Problems) -> int | None:
@@ -106,10 +108,16 @@ def _check_campaign(
         problems.add("steps", "Add at least one step, or choose a template.")
     if problems or values is None:
         return None, problems
-    return _CampaignPlan(values, steps), problems
+    schedule = schedule_json(values.schedule)
+    if values.schedule is None and template_id is not None:
+        template = session.get(AutomationTemplate, template_id)
+        schedule = schedule_json(template.schedule if template is not None else None)
+    return _CampaignPlan(values, steps, schedule), problems
 
 
-def _insert_campaign(session: Session, plan: _CampaignPlan, contact_id: int, now: datetime) -> AutomationCampaign:
+def _insert_campaign(
+    session: Session, plan: _CampaignPlan, contact_id: int, contact_timezone: str | None, now: datetime
+) -> AutomationCampaign:
     values, steps = plan.values, plan.steps
     start_at = values.start_at or now
     campaign = AutomationCampaign(
@@ -118,13 +126,16 @@ def _insert_campaign(session: Session, plan: _CampaignPlan, contact_id: int, now
         template_id=values.template_id,
         status=CampaignStatus.ACTIVE.value,
         start_at=start_at,
+        schedule=plan.schedule,
         created_at=now,
         updated_at=now,
     )
     rows = step_rows(steps, AutomationStep)
-    for row, when in zip(rows, plan_times(start_at, steps, now), strict=False):
-        row.scheduled_at = when
-        row.due_at = when
+    planner = planner_for(plan.schedule, contact_timezone)
+    for row, planned in zip(rows, plan_steps(planner, start_at, steps, now), strict=False):
+        row.scheduled_at = planned.at
+        row.due_at = planned.at
+        row.schedule_note = planned.note
         row.status = StepStatus.PENDING.value
     campaign.steps = rows
     session.add(campaign)
@@ -149,7 +160,8 @@ def create_campaign(
     plan, problems = _check_campaign(session, data, _allow_private(allow_private))
     problems.raise_if_any()
     assert plan is not None  # no problem, so checked
-    return _insert_campaign(session, plan, plan.values.contact_id, now)
+    contact = session.get(Contact, plan.values.contact_id)
+    return _insert_campaign(session, plan, plan.values.contact_id, contact.timezone if contact else None, now)
 
 
 def start_campaigns_for_contacts(
@@ -160,27 +172,36 @@ def start_campaigns_for_contacts(
     steps: list[Any] | None = None,
     name: str,
     start_at: datetime | None = None,
+    schedule: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> list[AutomationCampaign]:
     """One campaign per contact (all or nothing). The campaign is checked once, the
     contacts together: every problem comes back in one `ValidationError`."""
     now = as_utc(now or utcnow())
     ids = list(dict.fromkeys(contact_ids))
-    data = {"name": name, "contact_id": ids[0] if ids else 1, "template_id": template_id, "start_at": start_at}
+    data = {
+        "name": name,
+        "contact_id": ids[0] if ids else 1,
+        "template_id": template_id,
+        "start_at": start_at,
+        "schedule": schedule,
+    }
     plan, problems = _check_campaign(session, {**data, "steps": steps}, _allow_private(None), check_contact=False)
+    found: dict[int, str] = {}
     if not ids:
         problems.add("contact_ids", "Choose at least one contact.")
     else:
-        found: set[int] = set()
         for start in range(0, len(ids), 500):  # SQLite bounds the parameters of one statement
-            found.update(session.scalars(select(Contact.id).where(Contact.id.in_(ids[start : start + 500]))))
+            chunk = ids[start : start + 500]
+            rows = session.execute(select(Contact.id, Contact.timezone).where(Contact.id.in_(chunk)))
+            found.update({cid: zone for cid, zone in rows})
         missing = [cid for cid in ids if cid not in found]
         if missing:
             listed = ", ".join(str(cid) for cid in missing[:10]) + (" …" if len(missing) > 10 else "")
             problems.add("contact_id", f"No contact with id {listed}.")
     problems.raise_if_any()
     assert plan is not None  # no problem, so checked
-    return [_insert_campaign(session, plan, cid, now) for cid in ids]
+    return [_insert_campaign(session, plan, cid, found[cid], now) for cid in ids]
 
 
 def _anchor_for_new_steps(campaign: AutomationCampaign) -> tuple[datetime, int]:
@@ -229,10 +250,12 @@ def _replace_pending(
     )
     session.expire(campaign, ["steps"])
     rows = step_rows(new_steps, AutomationStep)
-    for offset, (row, when) in enumerate(zip(rows, plan_times(anchor, new_steps, now), strict=False)):
+    planner = planner_for(campaign.schedule, campaign.contact.timezone)
+    for offset, (row, planned) in enumerate(zip(rows, plan_steps(planner, anchor, new_steps, now), strict=False)):
         row.position = last_position + 1 + offset
-        row.scheduled_at = when
-        row.due_at = when
+        row.scheduled_at = planned.at
+        row.due_at = planned.at
+        row.schedule_note = planned.note
         row.status = StepStatus.PENDING.value
         row.campaign_id = campaign.id
         session.add(row)
@@ -310,12 +333,12 @@ def update_campaign(
     now: datetime | None = None,
     allow_private: bool | None = None,
 ) -> AutomationCampaign:
-    """Apply any of `name`, `steps` (replaces the pending steps), `status`
-    (`paused`, `active` to resume, `canceled`)."""
+    """Apply any of `name`, `schedule` (re-plans the pending steps), `steps`
+    (replaces the pending steps), `status` (`paused`, `active` to resume, `canceled`)."""
     now = as_utc(now or utcnow())
     campaign = get_campaign(session, campaign_id)
     problems = Problems()
-    for field in sorted(set(changes) - {"name", "steps", "status"}):
+    for field in sorted(set(changes) - {"name", "steps", "status", "schedule"}):
         problems.add(field, "Unknown field.")
     status = changes.get("status")
     if status is not None and status not in STATUS_CHANGES:
@@ -328,12 +351,21 @@ def update_campaign(
     if changes.get("steps") is not None:
         with problems.gather():
             new_steps = parse_steps(changes["steps"], allow_private=_allow_private(allow_private))
+    schedule: dict[str, Any] | None = None
+    if changes.get("schedule") is not None:
+        with problems.gather():
+            schedule = schedule_json(parse(ScheduleInput, changes["schedule"], prefix="schedule"))
     problems.raise_if_any()
-    if new_steps is not None:
+    if new_steps is not None or schedule is not None:
         _check_editable(campaign)
     if name is not None:
         campaign.name = name
         campaign.updated_at = now
+    if schedule is not None:
+        campaign.schedule = schedule
+        if new_steps is None:  # the pending steps as they are, planned again
+            pending = [s for s in campaign.steps if s.status == StepStatus.PENDING.value]
+            new_steps = [parse(StepInput, step_as_input(s), allow_private=True) for s in pending]
     if new_steps is not None:
         _replace_pending(session, campaign, new_steps, now)
     if status is not None:
@@ -371,6 +403,7 @@ def duplicate_campaign(
             "contact_id": contact_id or source.contact_id,
             "template_id": source.template_id,
             "steps": [step_as_input(step) for step in source.steps],
+            "schedule": source.schedule,
         },
         now=now,
         allow_private=True,
@@ -394,6 +427,7 @@ def save_campaign_as_template(
             "description": description,
             "category": category,
             "steps": [step_as_input(step) for step in source.steps],
+            "schedule": source.schedule,
         },
         allow_private=True,
     )
@@ -403,13 +437,25 @@ def preview_schedule(
     steps: list[Any],
     *,
     start_at: datetime | None = None,
+    schedule: dict[str, Any] | None = None,
+    contact_timezone: str | None = None,
     now: datetime | None = None,
     allow_private: bool | None = None,
-) -> list[datetime]:
-    """The times the steps would get if the campaign were saved now (validates them)."""
+) -> list[Planned]:
+    """The times (and why each moved) the steps would get if the campaign were saved
+    now for a contact in `contact_timezone` (validates the steps and the schedule)."""
     now = as_utc(now or utcnow())
-    parsed = parse_steps(steps, allow_private=_allow_private(allow_private))
-    return plan_times(as_utc(start_at) if start_at else now, parsed, now)
+    problems = Problems()
+    parsed: list[StepInput] = []
+    values: ScheduleInput | None = None
+    with problems.gather():
+        parsed = parse_steps(steps, allow_private=_allow_private(allow_private))
+    if schedule is not None:
+        with problems.gather():
+            values = parse(ScheduleInput, schedule, prefix="schedule")
+    problems.raise_if_any()
+    planner = planner_for(schedule_json(values), contact_timezone)
+    return plan_steps(planner, as_utc(start_at) if start_at else now, parsed, now)
 
 
 def render_step(step: Any, contact: Contact, campaign_name: str = "") -> tuple[str, str]:

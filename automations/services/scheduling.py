@@ -27,6 +27,7 @@ from automations.domain.models import (
 )
 from automations.domain.timeutil import as_utc
 from automations.services.events import record_event
+from automations.services.planning import planner_for, shift_plan
 
 # Lateness below this is the runner's normal poll delay, not an outage: it does
 # not move the following steps (which would rewrite them after every step).
@@ -56,19 +57,29 @@ def total_duration(steps: Iterable[HasDelay]) -> timedelta:
 
 
 def shift_pending_steps(session: Session, campaign_id: int, delta: timedelta, after_position: int = -1) -> int:
-    """Move the campaign's pending steps after `after_position` by `delta`. Returns how many."""
+    """Move the campaign's pending steps after `after_position` by `delta`, re-fitted
+    to its send window with the gaps kept (`planning.shift_plan`). Returns how many."""
     if not delta:
         return 0
     steps = session.scalars(
-        select(AutomationStep).where(
+        select(AutomationStep)
+        .where(
             AutomationStep.campaign_id == campaign_id,
             AutomationStep.position > after_position,
             AutomationStep.status == StepStatus.PENDING.value,
         )
+        .order_by(AutomationStep.position)
     ).all()
-    for step in steps:
-        step.scheduled_at = step.scheduled_at + delta
-        step.due_at = step.due_at + delta
+    if not steps:
+        return 0
+    campaign = session.get(AutomationCampaign, campaign_id)
+    assert campaign is not None  # it has steps
+    planner = planner_for(campaign.schedule, campaign.contact.timezone)
+    for moved in shift_plan(planner, steps, delta):
+        step = moved.step
+        step.due_at = max(moved.at, step.due_at + delta)
+        step.scheduled_at = moved.at
+        step.schedule_note = moved.note
     return len(steps)
 
 

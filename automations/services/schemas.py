@@ -28,10 +28,12 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from automations.content.checks import ContentError, check_template
+from automations.domain.config import get_settings
 from automations.domain.errors import ValidationError
 from automations.domain.limits import custom_fields_problem, json_problem
 from automations.domain.models import MessageType, TemplateCategory
 from automations.domain.netguard import BlockedTarget, check_url_static
+from automations.domain.schedule import DAY_NAMES, holiday_calendar, parse_hhmm
 from automations.domain.timeutil import as_utc
 
 MAX_DELAY_DAYS = 3650
@@ -47,6 +49,7 @@ MAX_TAG = 64
 REQUIRED = "Required."
 PHONE_FORMAT = "Use the international format with the country code, e.g. +14155550123."
 TIMEZONE_UNKNOWN = "Unknown timezone: use a name like Europe/Paris."
+HHMM = "Use a time of day as HH:MM, from 00:00 to 23:59, e.g. 09:30."
 
 
 # --- plain words -------------------------------------------------------------
@@ -209,11 +212,26 @@ class StepInput(Input):
     body: str = Field(default="", max_length=MAX_EMAIL_BODY)
     webhook_url: str | None = Field(default=None, max_length=2000)
     webhook_payload: dict[str, Any] | None = None
+    # Count delay_days in open days of the send window (not holidays); then send at
+    # this local time ("day 3 at 10:00").
+    business_days: bool = False
+    send_at: str | None = None
 
     @field_validator("subject", "body", mode="before")
     @classmethod
     def _none_is_empty(cls, value: Any) -> Any:
         return "" if value is None else value
+
+    @field_validator("business_days", mode="before")
+    @classmethod
+    def _none_is_false(cls, value: Any) -> Any:
+        return False if value is None else value
+
+    @field_validator("send_at", mode="before")
+    @classmethod
+    def _time_of_day(cls, value: Any) -> Any:
+        value = _strip(value)
+        return None if value in (None, "") else hhmm(value)
 
     @field_validator("webhook_payload", mode="before")
     @classmethod
@@ -308,7 +326,7 @@ class ContactInput(Input):
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=40)
     company: str = Field(default="", max_length=200)
-    timezone: str = "UTC"
+    timezone: str = Field(default="", validate_default=True)  # blank: AUTOMATIONS_TIMEZONE
     tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
     custom_fields: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
     email_opt_out: bool = False
@@ -347,7 +365,7 @@ class ContactInput(Input):
     @classmethod
     def _default_timezone(cls, value: Any) -> Any:
         value = _strip(value)
-        return "UTC" if value in (None, "") else value
+        return get_settings().timezone if value in (None, "") else value
 
     @field_validator("timezone")
     @classmethod
@@ -397,6 +415,144 @@ class ContactInput(Input):
         return value
 
 
+def hhmm(value: Any) -> str:
+    """A time of day as stored ("9:30" -> "09:30"), or ValueError in plain words."""
+    if not isinstance(value, str):
+        raise ValueError(HHMM)
+    try:
+        moment = parse_hhmm(value.strip())
+    except ValueError:
+        raise ValueError(HHMM) from None
+    return f"{moment:%H:%M}"
+
+
+SCHEDULE_ZONE_UNKNOWN = 'Unknown timezone: use "contact" (the contact\'s own) or a name like America/New_York.'
+
+
+def window_end_problem(start: str) -> str:
+    return f"Must be after the start ({start}): a send window opens and closes the same day."
+
+
+class SendWindowInput(Input):
+    """The days and local hours steps may go out in (start before end, same day)."""
+
+    empty_messages: ClassVar[dict[str, str]] = {
+        "days": "Choose at least one day of the week.",
+        "start": "Give the time the window opens, e.g. 09:00.",
+        "end": "Give the time the window closes, e.g. 17:00.",
+    }
+
+    days: list[str] = Field(min_length=1, max_length=7)
+    start: str
+    end: str
+
+    @field_validator("days", mode="before")
+    @classmethod
+    def _day_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            return value
+        days: list[str] = []
+        for raw in value:
+            day = str(raw).strip().lower()[:3]
+            if day not in DAY_NAMES:
+                raise ValueError(f"Unknown day {str(raw)[:20]!r}: use mon, tue, wed, thu, fri, sat or sun.")
+            if day not in days:
+                days.append(day)
+        return sorted(days, key=DAY_NAMES.index)
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _time_of_day(cls, value: Any) -> Any:
+        return hhmm(value)
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> SendWindowInput:
+        if self.end <= self.start:
+            raise _FieldErrors(
+                {"end": f"Must be after the start ({self.start}): a send window opens and closes the same day."}
+            )
+        return self
+
+    @classmethod
+    def cross_field_problems(cls, data: Mapping[str, Any]) -> dict[str, str]:
+        try:
+            start, end = hhmm(data.get("start")), hhmm(data.get("end"))
+        except ValueError:
+            return {}
+        if end <= start:
+            return {"end": window_end_problem(start)}
+        return {}
+
+
+class ScheduleInput(Input):
+    """Whose clock steps are planned in, when they may go out, and which days are holidays."""
+
+    timezone: str = "contact"
+    send_window: SendWindowInput | None = None
+    holidays: str | None = None
+    # Transactional sequences (receipts, password resets) are not held back by the
+    # frequency caps.
+    frequency_cap_exempt: bool = False
+
+    @field_validator("timezone", mode="before")
+    @classmethod
+    def _contact_by_default(cls, value: Any) -> Any:
+        value = _strip(value)
+        return "contact" if value in (None, "") else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value.lower() == "contact":
+            return "contact"
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                'Unknown timezone: use "contact" (the contact\'s own) or a name like America/New_York.'
+            ) from exc
+        return value
+
+    @field_validator("holidays", mode="before")
+    @classmethod
+    def _holiday_code(cls, value: Any) -> Any:
+        value = _strip(value)
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str) or len(value) > 12:
+            raise ValueError("Use a country code such as US, or a country and subdivision such as US-NY.")
+        code = value.upper()
+        try:
+            holiday_calendar(code)
+        except KeyError:
+            raise ValueError(
+                f"Unknown holiday calendar {value!r}: use a country code such as US, or a country and "
+                "subdivision such as US-NY."
+            ) from None
+        return code
+
+    @field_validator("frequency_cap_exempt", mode="before")
+    @classmethod
+    def _none_is_false(cls, value: Any) -> Any:
+        return False if value is None else value
+
+    @classmethod
+    def cross_field_problems(cls, data: Mapping[str, Any]) -> dict[str, str]:
+        window = data.get("send_window")
+        if isinstance(window, Mapping):
+            return {f"send_window.{k}": v for k, v in SendWindowInput.cross_field_problems(window).items()}
+        return {}
+
+
+def _schedule_problems(data: Mapping[str, Any]) -> dict[str, str]:
+    schedule = data.get("schedule")
+    if isinstance(schedule, Mapping):
+        return {f"schedule.{k}": v for k, v in ScheduleInput.cross_field_problems(schedule).items()}
+    return {}
+
+
 class TemplateInput(Input):
     empty_messages: ClassVar[dict[str, str]] = {
         "name": "Give the template a name.",
@@ -407,6 +563,7 @@ class TemplateInput(Input):
     description: str = Field(default="", max_length=5000)
     category: TemplateCategory = TemplateCategory.CUSTOM
     steps: list[StepInput] = Field(min_length=1, max_length=MAX_STEPS)
+    schedule: ScheduleInput | None = None
 
     @field_validator("description", mode="before")
     @classmethod
@@ -415,7 +572,7 @@ class TemplateInput(Input):
 
     @classmethod
     def cross_field_problems(cls, data: Mapping[str, Any]) -> dict[str, str]:
-        return _steps_problems(data.get("steps"))
+        return {**_steps_problems(data.get("steps")), **_schedule_problems(data)}
 
 
 class CampaignInput(Input):
@@ -429,6 +586,8 @@ class CampaignInput(Input):
     template_id: int | None = Field(default=None, gt=0)
     start_at: datetime | None = None
     steps: list[StepInput] | None = Field(default=None, max_length=MAX_STEPS)
+    # None: the template's (a campaign from scratch: the defaults).
+    schedule: ScheduleInput | None = None
 
     @field_validator("start_at")
     @classmethod
@@ -437,7 +596,7 @@ class CampaignInput(Input):
 
     @classmethod
     def cross_field_problems(cls, data: Mapping[str, Any]) -> dict[str, str]:
-        return _steps_problems(data.get("steps"))
+        return {**_steps_problems(data.get("steps")), **_schedule_problems(data)}
 
 
 class FollowUpInput(Input):

@@ -17,6 +17,7 @@ from automations.domain.models import (
     AutomationTemplate,
     TemplateStep,
 )
+from automations.services.planning import schedule_json
 from automations.services.scheduling import total_duration
 from automations.services.schemas import StepInput, TemplateInput, parse, parse_steps
 
@@ -41,6 +42,8 @@ def step_rows(steps: list[StepInput], cls: type[Any]) -> list[Any]:
             body=step.body,
             webhook_url=step.webhook_url,
             webhook_payload=step.webhook_payload,
+            business_days=step.business_days,
+            send_at=step.send_at,
         )
         for index, step in enumerate(steps)
     ]
@@ -57,6 +60,8 @@ def step_as_input(step: Any) -> dict[str, Any]:
         "body": step.body,
         "webhook_url": step.webhook_url,
         "webhook_payload": step.webhook_payload,
+        "business_days": bool(step.business_days),
+        "send_at": step.send_at,
     }
 
 
@@ -104,6 +109,7 @@ def create_template(
         description=values.description,
         category=values.category.value,
         is_system=False,
+        schedule=schedule_json(values.schedule),
     )
     template.steps = step_rows(values.steps, TemplateStep)
     session.add(template)
@@ -126,12 +132,14 @@ def update_template(
         "description": template.description,
         "category": template.category,
         "steps": [step_as_input(step) for step in template.steps],
+        "schedule": template.schedule,
         **changes,
     }
     values = _validated(session, merged, allow_private, own_id=template.id)
     template.name = values.name
     template.description = values.description
     template.category = values.category.value
+    template.schedule = schedule_json(values.schedule)
     if "steps" in changes:
         template.steps.clear()
         session.flush()
@@ -171,6 +179,7 @@ def clone_template(session: Session, template_id: int, name: str | None = None) 
             "description": source.description,
             "category": source.category,
             "steps": [step_as_input(step) for step in source.steps],
+            "schedule": source.schedule,
         },
         allow_private=True,  # the source's URLs were accepted when it was saved
     )
