@@ -38,6 +38,9 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
             monkeypatch.delenv(key)
     monkeypatch.setenv("AUTOMATIONS_OUTBOX_DIR", str(tmp_path / "outbox"))
     monkeypatch.setenv("AUTOMATIONS_DATABASE_URL", f"sqlite:///{tmp_path}/unused.db")
+    # The suite runs at any hour: SMS quiet hours would hold the SMS of tests about
+    # something else. The tests of quiet hours turn them on.
+    monkeypatch.setenv("AUTOMATIONS_SMS_QUIET_HOURS", "off")
     from automations.domain.config import get_settings
 
     get_settings.cache_clear()

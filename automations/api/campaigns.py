@@ -25,6 +25,7 @@ from automations.api.schemas import (
     Problem,
     Responses,
     SaveAsTemplateIn,
+    ScheduleOut,
     TemplateDetail,
 )
 from automations.api.templates import NAME_TAKEN, template_detail
@@ -37,6 +38,7 @@ from automations.domain.models import (
 )
 from automations.services import campaigns, contacts
 from automations.services.campaigns import CampaignFilter, CampaignRow
+from automations.services.planning import schedule_json, zone_name
 
 router = APIRouter(prefix="/api/automation/campaigns", tags=["campaigns"])
 
@@ -98,6 +100,8 @@ def campaign_detail(session: Session, campaign: AutomationCampaign) -> CampaignD
         paused_at=campaign.paused_at,
         completed_at=campaign.completed_at,
         canceled_at=campaign.canceled_at,
+        schedule=ScheduleOut.model_validate(schedule_json(campaign.schedule)),
+        planning_timezone=zone_name(campaign.schedule, campaign.contact.timezone),
         steps=[CampaignStepOut.model_validate(step, from_attributes=True) for step in campaign.steps],
     )
 
@@ -173,6 +177,7 @@ def create_campaigns_in_bulk(context: Context, body: BulkCampaignIn) -> BulkResu
             steps=data.get("steps"),
             name=data.get("name", ""),
             start_at=data.get("start_at"),
+            schedule=data.get("schedule"),
             now=context.now(),
         )
         return BulkResult(created=len(created), campaign_ids=[c.id for c in created])
@@ -191,8 +196,8 @@ def get_campaign(context: Context, campaign_id: CampaignId) -> CampaignDetail:
     summary="Update a campaign",
 )
 def update_campaign(context: Context, campaign_id: CampaignId, body: CampaignUpdate) -> CampaignDetail:
-    """Any of `name`, `steps` (replaces the pending steps), `status` (`paused`,
-    `active` to resume, `canceled`). All or nothing."""
+    """Any of `name`, `schedule` (re-plans the pending steps), `steps` (replaces the
+    pending steps), `status` (`paused`, `active` to resume, `canceled`). All or nothing."""
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     reject_nul(changes)
     with context.db.session() as session:

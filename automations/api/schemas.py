@@ -85,6 +85,49 @@ class StepIn(Body):
         "AUTOMATIONS_WEBHOOK_ALLOW_PRIVATE=1.",
     )
     webhook_payload: dict[str, Any] | None = Field(default=None, description="Extra JSON sent with a webhook step.")
+    business_days: bool | None = Field(
+        default=None,
+        description="`true`: `delay_days` counts only days inside the send window (Monday to Friday "
+        "without one) that are not holidays.",
+    )
+    send_at: str | None = Field(
+        default=None,
+        description='After the delay, the next such local time ("HH:MM"), e.g. `10:00` for "day 3 at 10:00".',
+    )
+
+
+class SendWindowIn(Body):
+    """The days and local hours steps may go out in."""
+
+    days: list[str] = Field(description="Days of the week: `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`.")
+    start: str = Field(description='Local time the window opens, "HH:MM".')
+    end: str = Field(description='Local time it closes, "HH:MM", after `start` (the same day).')
+
+
+class ScheduleIn(Body):
+    """Whose clock steps are planned in, when they may go out and which days are holidays."""
+
+    timezone: str | None = Field(
+        default=None,
+        description="`contact` (the default: the contact's own zone, else AUTOMATIONS_TIMEZONE) or an IANA zone.",
+    )
+    send_window: SendWindowIn | None = Field(
+        default=None, description="A step planned outside it moves to its next opening. `null`: any time."
+    )
+    holidays: str | None = Field(
+        default=None,
+        description="Public holidays to skip, from the `holidays` package: a country code (`US`) with an "
+        "optional subdivision (`US-NY`). `null`: none.",
+    )
+    frequency_cap_exempt: bool | None = Field(
+        default=None, description="`true`: not held back by AUTOMATIONS_FREQUENCY_CAP (transactional sequences)."
+    )
+
+
+SCHEDULE_DOC = (
+    "Send window, time zone and holidays (SPEC section 10). Omitted: a campaign copies its template's; "
+    "the defaults are the contact's zone, no window and no holidays."
+)
 
 
 class TemplateIn(Body):
@@ -92,6 +135,7 @@ class TemplateIn(Body):
     category: TemplateCategory = Field(default=TemplateCategory.CUSTOM, description="Category.")
     description: str | None = Field(default=None, description="Free text.")
     steps: list[StepIn] = Field(description="The steps, in order (1 to 50).")
+    schedule: ScheduleIn | None = Field(default=None, description=SCHEDULE_DOC)
 
 
 class TemplateUpdate(Body):
@@ -101,6 +145,7 @@ class TemplateUpdate(Body):
     category: TemplateCategory | None = Field(default=None, description="New category.")
     description: str | None = Field(default=None, description="New description.")
     steps: list[StepIn] | None = Field(default=None, description="New steps (replace the old ones).")
+    schedule: ScheduleIn | None = Field(default=None, description="New schedule settings.")
 
 
 class CloneIn(Body):
@@ -119,6 +164,7 @@ class _CampaignContent(Body):
         "UTC). Default: now. In the past, overdue steps run at once, in order.",
     )
     steps: list[StepIn] | None = Field(default=None, description="The steps (default: the template's steps).")
+    schedule: ScheduleIn | None = Field(default=None, description=SCHEDULE_DOC)
 
     @field_validator("start_at")
     @classmethod
@@ -154,6 +200,9 @@ class BulkResult(BaseModel):
 class CampaignUpdate(Body):
     """Any of the fields; steps are applied before the status change."""
 
+    schedule: ScheduleIn | None = Field(
+        default=None, description="New schedule settings: the pending steps are planned again with them."
+    )
     name: str | None = Field(default=None, description="New name.")
     steps: list[StepIn] | None = Field(
         default=None,
@@ -238,12 +287,31 @@ class TemplateStepOut(BaseModel):
     body: str = doc("Email/SMS text or task notes (a Jinja2 template).")
     webhook_url: str | None = doc("Where a webhook step POSTs.")
     webhook_payload: dict[str, Any] | None = doc("Extra JSON sent with a webhook step.")
+    business_days: bool = doc("delay_days counts only open days of the send window, not holidays.")
+    send_at: str | None = doc('Local time ("HH:MM") the step goes out at after its delay.')
+
+
+class SendWindowOut(BaseModel):
+    days: list[str] = doc("Days of the week (mon ... sun).")
+    start: str = doc('Opens at, "HH:MM" local time.')
+    end: str = doc('Closes at, "HH:MM" local time.')
+
+
+class ScheduleOut(BaseModel):
+    timezone: str = doc("`contact` (the contact's own zone) or an IANA zone.")
+    send_window: SendWindowOut | None = doc("When steps may go out; null: any time.")
+    holidays: str | None = doc("Holiday calendar (country[-subdivision]); null: none.")
+    frequency_cap_exempt: bool = doc("Not held back by the frequency caps.")
 
 
 class CampaignStepOut(TemplateStepOut):
     id: int = doc("Step id (also the calendar event's id).")
     status: StepStatus = doc("pending, running, sent, done, failed, skipped or canceled.")
     scheduled_at: Timestamp = doc("Planned time (moves with late steps and pauses).")
+    schedule_note: str | None = doc(
+        "Why the planned time is not the plain delay: the send window, a holiday, SMS quiet hours "
+        "or a frequency cap. null: it did not move."
+    )
     executed_at: Timestamp | None = doc("When the step finished.")
     attempts: int = doc("Attempts made so far.")
     last_error: str | None = doc("Error of the last failed attempt, or why it was skipped.")
@@ -279,6 +347,7 @@ class TemplateOut(BaseModel):
 
 class TemplateDetail(TemplateOut):
     steps: list[TemplateStepOut] = doc("The steps, in order.")
+    schedule: ScheduleOut = doc("Send window, time zone and holidays, copied to campaigns made from it.")
 
 
 class TemplatePage(BaseModel):
@@ -309,6 +378,8 @@ class CampaignDetail(CampaignOut):
     paused_at: Timestamp | None = doc("When it was paused (while paused).")
     completed_at: Timestamp | None = doc("When its last step finished.")
     canceled_at: Timestamp | None = doc("When it was canceled.")
+    schedule: ScheduleOut = doc("Send window, time zone and holidays its steps are planned with.")
+    planning_timezone: str = doc("The IANA zone its steps are planned in (the contact's, or the schedule's).")
     steps: list[CampaignStepOut] = doc("Every step, in order, with its execution state.")
 
 

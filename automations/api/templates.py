@@ -14,6 +14,7 @@ from automations.api.schemas import (
     CloneIn,
     Problem,
     Responses,
+    ScheduleOut,
     TemplateDetail,
     TemplateIn,
     TemplateOut,
@@ -23,6 +24,7 @@ from automations.api.schemas import (
 )
 from automations.domain.models import AutomationTemplate
 from automations.services import templates
+from automations.services.planning import schedule_json
 from automations.services.templates import TemplateSummary
 
 router = APIRouter(prefix="/api/automation/templates", tags=["templates"])
@@ -56,6 +58,7 @@ def template_detail(session: Session, template: AutomationTemplate) -> TemplateD
     return TemplateDetail(
         **summary_out(summary).model_dump(),
         steps=[TemplateStepOut.model_validate(step, from_attributes=True) for step in template.steps],
+        schedule=ScheduleOut.model_validate(schedule_json(template.schedule)),
     )
 
 

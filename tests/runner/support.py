@@ -33,6 +33,7 @@ def start_runner(
         "AUTOMATIONS_OUTBOX_DIR": str(tmp_path / "box"),
         "AUTOMATIONS_WEBHOOK_ALLOW_PRIVATE": "1",
         "AUTOMATIONS_WEBHOOK_SECRET": SECRET,
+        "AUTOMATIONS_SMS_QUIET_HOURS": "off",  # the suite runs at any hour (see tests/conftest.py)
         **(env or {}),
     }
     log = (tmp_path / f"{name}.log").open("a")
