@@ -1,14 +1,17 @@
-"""New Campaign: name, contact(s), optional template, steps, preview, save."""
+"""New Campaign: name, contact(s), optional template, steps, start and schedule, preview, save."""
 
 from __future__ import annotations
 
 from datetime import datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import streamlit as st
 
 from automations.domain.errors import ValidationError
-from automations.domain.timeutil import as_utc, humanize_delay
+from automations.domain.models import Contact
+from automations.domain.schedule import Planned
+from automations.domain.timeutil import as_utc, format_local, humanize_delay
 from automations.services.campaigns import (
     preview_schedule,
     render_step,
@@ -21,6 +24,7 @@ from automations.services.contacts import (
     get_contact,
     search_contacts,
 )
+from automations.services.planning import DEFAULT_SCHEDULE, zone_name
 from automations.services.templates import (
     TemplateSummary,
     get_template,
@@ -28,6 +32,7 @@ from automations.services.templates import (
     step_as_input,
 )
 from ui.common import LIST_TTL, action, db_url, field_error, fmt, get_db, other_errors, page_title, settings, type_label
+from ui.schedule_settings import load_schedule, schedule_settings
 from ui.steps_editor import load_steps, steps_editor
 
 MAX_NAME = 200  # a campaign's name, as the domain limits it
@@ -49,6 +54,12 @@ def _template_steps(url: str, template_id: int) -> list[dict[str, Any]]:
 
 
 @st.cache_data(ttl=LIST_TTL, show_spinner=False)
+def _template_schedule(url: str, template_id: int) -> dict[str, Any] | None:
+    with get_db().read_session() as s:
+        return get_template(s, template_id).schedule
+
+
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _contact_choices(url: str, text: str) -> dict[int, str]:
     with get_db().read_session() as s:
         found, _ = search_contacts(s, ContactFilter(search=text), limit=50)
@@ -61,41 +72,74 @@ def _tags(url: str) -> list[str]:
         return all_tags(s)
 
 
-def _preview(steps: list[dict[str, Any]], start_at: datetime | None, contact_id: int | None) -> None:
-    try:
-        times = preview_schedule(steps, start_at=start_at)
-    except ValidationError:
-        st.info("The preview appears once every step is complete.", icon=":material/visibility:")
-        return
+WHEN = "%a %Y-%m-%d %H:%M"
+
+
+def _preview(
+    steps: list[dict[str, Any]], start_at: datetime | None, contact_ids: list[int], schedule: dict[str, Any] | None
+) -> None:
+    """Each step's planned time for the first contact chosen: in the contact's zone
+    and in the team's, with the reason it moved, and its content for that contact."""
     contact = None
-    if contact_id:
+    if contact_ids:
         with get_db().read_session() as s:
-            contact = get_contact(s, contact_id)
+            contact = get_contact(s, contact_ids[0])
             s.expunge(contact)
+    contact_zone = contact.timezone if contact is not None else None
+    try:
+        plans = preview_schedule(steps, start_at=start_at, schedule=schedule, contact_timezone=contact_zone)
+    except ValidationError as exc:
+        if all(field.startswith("schedule") for field in exc.errors):
+            st.info("The preview appears once the send window is right.", icon=":material/visibility:")
+        else:
+            st.info("The preview appears once every step is complete.", icon=":material/visibility:")
+        return
+    team = settings().timezone
+    # The contact's own zone (the team's when they have none or an unknown one), and
+    # the one the steps are planned in: the same unless the schedule names a zone.
+    own = zone_name(None, contact_zone) if contact is not None else zone_name(schedule, None)
+    planned_in = zone_name(schedule, contact_zone)
     name = st.session_state.get("new_name", "")
-    table = []
-    for step, when in zip(steps, times, strict=False):
-        subject = body = ""
-        if contact is not None:
-            try:
-                subject, body = render_step(_Step(step), contact, name)
-            except Exception as exc:  # a template that cannot render for this contact is shown as such
-                body = f"(cannot render: {exc})"
-        table.append(
-            {
-                "when": fmt(when, "%a %Y-%m-%d %H:%M"),
-                "after": humanize_delay(step["delay_days"], step["delay_hours"]),
-                "step": step["name"],
-                "type": type_label(step["message_type"]),
-                "subject / title": subject if contact else step.get("subject", ""),
-                "content": body if contact else step.get("body") or step.get("webhook_url") or "",
-            }
-        )
-    who = f"for {contact.full_name}" if contact else "(choose a contact to see the personalised content)"
-    st.caption(f"Times in {settings().timezone} · content {who}")
+    table = [_preview_row(step, plan, contact, name, own, team) for step, plan in zip(steps, plans, strict=False)]
+    st.caption(_preview_caption(contact, len(contact_ids), own, planned_in, team))
     st.dataframe(
         table, hide_index=True, width="stretch", column_config={"content": st.column_config.TextColumn(width="large")}
     )
+
+
+def _preview_row(
+    step: dict[str, Any], plan: Planned, contact: Contact | None, campaign: str, own: str, team: str
+) -> dict[str, str]:
+    subject = body = ""
+    if contact is not None:
+        try:
+            subject, body = render_step(_Step(step), contact, campaign)
+        except Exception as exc:  # a template that cannot render for this contact is shown as such
+            body = f"(cannot render: {exc})"
+    return {
+        f"contact's time ({own})": format_local(plan.at, ZoneInfo(own), WHEN),
+        f"team time ({team})": fmt(plan.at, WHEN),
+        "why it moved": plan.note or "",
+        "after": humanize_delay(step["delay_days"], step["delay_hours"]),
+        "step": step["name"],
+        "type": type_label(step["message_type"]),
+        "subject / title": subject if contact else step.get("subject", ""),
+        "content": body if contact else step.get("body") or step.get("webhook_url") or "",
+    }
+
+
+def _preview_caption(contact: Contact | None, chosen: int, own: str, planned_in: str, team: str) -> str:
+    if contact is None:
+        parts = [f"No contact chosen: times in {own}", "choose a contact to see their times and personalised content"]
+    else:
+        who = f"{contact.full_name}, the first of the {chosen:,} contacts chosen" if chosen > 1 else contact.full_name
+        parts = [f"Times for {who}: in their time zone ({own}) and in the team's ({team})"]
+        if chosen > 1:
+            parts.append("each other contact's steps are planned in their own time zone")
+        parts.append(f"content for {contact.full_name}")
+    if planned_in != own:
+        parts.append(f"the send window and send times are read in {planned_in}")
+    return " · ".join(parts)
 
 
 class _Step:
@@ -126,6 +170,7 @@ def _reset_form() -> None:
             st.session_state[key] = value
         st.session_state["new_loaded_template"] = None
         load_steps(P, [])
+        load_schedule(P, None)
 
 
 page_title(":material/add_circle: New Campaign")
@@ -154,7 +199,7 @@ else:
         picked = st.selectbox(
             "Contact",
             list(choices),
-            format_func=choices.get,
+            format_func=lambda i: choices.get(i, str(i)),
             index=None,
             key="new_contact",
             placeholder="Choose a contact",
@@ -162,7 +207,11 @@ else:
         contact_ids = [picked] if picked else []
     else:
         contact_ids = st.multiselect(
-            "Contacts", list(choices), format_func=choices.get, key="new_contacts", placeholder="Choose contacts"
+            "Contacts",
+            list(choices),
+            format_func=lambda i: choices.get(i, str(i)),
+            key="new_contacts",
+            placeholder="Choose contacts",
         )
 field_error(errors, "contact_id", "contact_ids")
 
@@ -179,6 +228,7 @@ template_id = st.selectbox(
 if st.session_state.get("new_loaded_template", "unset") != template_id:
     st.session_state["new_loaded_template"] = template_id
     load_steps(P, _template_steps(db_url(), template_id) if template_id else [])
+    load_schedule(P, _template_schedule(db_url(), template_id) if template_id else None)
 steps = steps_editor(P, errors)
 if not steps:
     st.info("Choose a template above, or add your first step in the table.", icon=":material/extension:")
@@ -192,9 +242,10 @@ if later:
     at = c3.time_input("Start time", key="new_start_time", value=time(9, 0))
     start_at = as_utc(datetime.combine(day, at).replace(tzinfo=settings().tz))
 field_error(errors, "start_at")
+schedule = schedule_settings(P, errors)
 
 st.subheader("Preview")
-_preview(steps, start_at, contact_ids[0] if contact_ids else None)
+_preview(steps, start_at, contact_ids, schedule)
 
 other_errors(errors)
 if st.button("Save and activate", type="primary", key="new_save"):
@@ -208,6 +259,9 @@ if st.button("Save and activate", type="primary", key="new_save"):
                 steps=steps,
                 name=name,
                 start_at=start_at,
+                # Said in full, defaults included: None would mean "the template's"
+                # (the form started from it, and may have changed it since).
+                schedule=schedule if schedule is not None else dict(DEFAULT_SCHEDULE),
             )
         st.session_state["new_created"] = [c.id for c in created]
         st.session_state["new_reset"] = True

@@ -11,6 +11,7 @@ from automations.domain.timeutil import humanize_delay
 from automations.services import templates as service
 from automations.services.templates import TemplateSummary
 from ui.common import LIST_TTL, action, db_url, field_error, get_db, other_errors, page_title, rows, type_label
+from ui.schedule_settings import describe_schedule, load_schedule, schedule_settings
 from ui.steps_editor import load_steps, steps_editor
 from ui.tables import clickable_table, page_download, scroll_to
 
@@ -29,13 +30,20 @@ def _steps(url: str, template_id: int) -> list[dict[str, Any]]:
         return [service.step_as_input(step) for step in service.get_template(s, template_id).steps]
 
 
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+def _schedule(url: str, template_id: int) -> dict[str, Any] | None:
+    with get_db().read_session() as s:
+        return service.get_template(s, template_id).schedule
+
+
 def _duration(summary: TemplateSummary) -> str:
     return humanize_delay(summary.duration.days, summary.duration.seconds // 3600)
 
 
 def _form(prefix: str, values: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
-    """Name, category, description and steps of a custom template. The fields start
-    from `values` (their state is kept under the prefix, so `_fill` can reset them)."""
+    """Name, category, description, steps and schedule of a custom template. The
+    fields start from `values` (their state is kept under the prefix, so `_fill` can
+    reset them)."""
     for field, default in (("name", ""), ("category", "custom"), ("desc", "")):
         st.session_state.setdefault(f"{prefix}_{field}", values.get(FIELDS[field], default))
     c1, c2 = st.columns([3, 1])
@@ -46,18 +54,22 @@ def _form(prefix: str, values: dict[str, Any], errors: dict[str, str]) -> dict[s
     description = st.text_area("Description", key=f"{prefix}_desc", height=68, max_chars=5000)
     field_error(errors, "description")
     steps = steps_editor(prefix, errors)
+    schedule = schedule_settings(prefix, errors)
     other_errors(errors)
-    return {"name": name, "category": category, "description": description, "steps": steps}
+    return {"name": name, "category": category, "description": description, "steps": steps, "schedule": schedule}
 
 
 FIELDS = {"name": "name", "category": "category", "desc": "description"}
 
 
-def _fill(prefix: str, values: dict[str, Any], steps: list[dict[str, Any]]) -> None:
-    """Put `values` and `steps` in the form of `prefix` (before it is drawn)."""
+def _fill(
+    prefix: str, values: dict[str, Any], steps: list[dict[str, Any]], schedule: dict[str, Any] | None = None
+) -> None:
+    """Put `values`, `steps` and `schedule` in the form of `prefix` (before it is drawn)."""
     for field, default in (("name", ""), ("category", "custom"), ("desc", "")):
         st.session_state[f"{prefix}_{field}"] = values.get(FIELDS[field], default)
     load_steps(prefix, steps)
+    load_schedule(prefix, schedule)
 
 
 def _detail(summary: TemplateSummary) -> None:
@@ -67,6 +79,8 @@ def _detail(summary: TemplateSummary) -> None:
         f"{kind} · {summary.category} · {summary.step_count} steps over {_duration(summary)} · "
         f"used by {summary.campaigns:,} campaigns"
     )
+    schedule = _schedule(db_url(), summary.id)
+    st.caption(f":material/schedule: {describe_schedule(schedule)}")
     if summary.description:
         st.write(summary.description)
     steps = _steps(db_url(), summary.id)
@@ -101,6 +115,7 @@ def _detail(summary: TemplateSummary) -> None:
             "tpl_edit",
             {"name": summary.name, "category": summary.category, "description": summary.description},
             steps,
+            schedule,
         )
     if cols[2].button("Delete", icon=":material/delete:", key="tpl_delete"):
         st.session_state["tpl_confirm_delete"] = summary.id

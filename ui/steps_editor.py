@@ -9,11 +9,13 @@ steps as input for the domain services.
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from automations.domain.schedule import parse_hhmm
 from automations.services.schemas import (
     MAX_DELAY_DAYS,
     MAX_DELAY_HOURS,
@@ -27,6 +29,7 @@ from ui.common import field_error, mark_shown, type_label
 MESSAGE_TYPES = ["email", "sms", "task", "webhook"]
 CONTENT_FIELDS = ("subject", "body", "webhook_url")
 MAX_URL = 2000
+SEND_AT = time(9, 0)  # what "Send at" shows before a time is chosen
 
 
 def load_steps(prefix: str, steps: list[dict[str, Any]]) -> None:
@@ -41,6 +44,18 @@ def load_steps(prefix: str, steps: list[dict[str, Any]]) -> None:
     for uid, step in zip(uids, steps, strict=False):
         for name in CONTENT_FIELDS:
             st.session_state[f"{prefix}_{uid}_{name}"] = step.get(name) or ""
+        send_at = _time(step.get("send_at"))
+        st.session_state[f"{prefix}_{uid}_business_days"] = bool(step.get("business_days"))
+        st.session_state[f"{prefix}_{uid}_timed"] = send_at is not None
+        st.session_state[f"{prefix}_{uid}_send_at"] = send_at or SEND_AT
+
+
+def _time(value: Any) -> time | None:
+    """A step's "HH:MM" as a time (None: none, or not a time)."""
+    try:
+        return parse_hhmm(value) if isinstance(value, str) and value else None
+    except ValueError:
+        return None
 
 
 def _grid(prefix: str) -> pd.DataFrame:
@@ -156,6 +171,7 @@ def steps_editor(prefix: str, errors: dict[str, str] | None = None) -> list[dict
             st.session_state[panel] = True
         with st.expander(label, key=panel, on_change=_keep):
             step.update(_content_fields(prefix, uid, kind, index, errors))
+            step.update(_timing_fields(prefix, uid, index, errors))
         steps.append(step)
     field_error(errors, "steps")
     _add_buttons(prefix, steps)
@@ -202,6 +218,34 @@ def _add_buttons(prefix: str, steps: list[dict[str, Any]]) -> None:
             }
             load_steps(prefix, steps + [new])
             st.rerun()
+
+
+def _timing_fields(prefix: str, uid: str, index: int, errors: dict[str, str]) -> dict[str, Any]:
+    """Business days and a set local time: how the step's delay is counted and read."""
+    key = f"{prefix}_{uid}_"
+    where = f"steps.{index}."
+    st.session_state.setdefault(key + "business_days", False)
+    st.session_state.setdefault(key + "timed", False)
+    st.session_state.setdefault(key + "send_at", SEND_AT)  # a widget not drawn forgets its value
+    c1, c2, c3 = st.columns([2, 1.4, 1.2], vertical_alignment="center")
+    business_days = c1.checkbox(
+        "Count business days only",
+        key=key + "business_days",
+        help="The delay in days counts only days the send window is open (Monday to Friday without a window), "
+        "holidays left out.",
+    )
+    timed = c2.toggle(
+        "Send at a set time",
+        key=key + "timed",
+        help="After the delay, the step waits for this time of day, in the clock of the schedule (the contact's "
+        "by default).",
+    )
+    send_at: str | None = None
+    if timed:
+        at = c3.time_input("Send at", key=key + "send_at", label_visibility="collapsed")
+        send_at = None if at is None else f"{at:%H:%M}"
+    field_error(errors, where + "business_days", where + "send_at")
+    return {"business_days": bool(business_days), "send_at": send_at}
 
 
 def _content_fields(prefix: str, uid: str, kind: str, index: int, errors: dict[str, str]) -> dict[str, Any]:
