@@ -3,15 +3,19 @@ the steps of a chosen day, the detail of an event, and the period's CSV.
 
 Every day and time on the page is written one way (`day_label`, `moment_label`:
 "Mon 2 Mar 2026 14:05"); the calendar component is set up to write its headers
-and times the same way.
+and times the same way. Times are the team's (AUTOMATIONS_TIMEZONE), or with
+"Contact's local time" on, each event's in the zone its campaign plans in (the
+contact's own by default), named on the event; the periods' days stay the team's.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import astuple
-from datetime import date, datetime, timedelta
+from collections.abc import Iterable, Mapping
+from dataclasses import astuple, dataclass
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -42,6 +46,7 @@ from automations.reports.calendar import (
     month_cells,
     period_days,
     period_label,
+    planning_zones,
     shift_period,
     time_label,
     year_months,
@@ -119,12 +124,75 @@ def _contacts(url: str, text: str) -> dict[int, str]:
 
 
 @st.cache_data(ttl=LIST_TTL, show_spinner=False)
+def _zones(url: str, campaign_ids: tuple[int, ...]) -> dict[int, str]:
+    with get_db().read_session() as s:
+        return planning_zones(s, campaign_ids)
+
+
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def _detail(url: str, step_id: int) -> EventDetail | None:
     with get_db().read_session() as s:
         try:
             return event_detail(s, step_id)
         except NotFound:
             return None
+
+
+# --- whose clock -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Whose time the page writes: the team's zone, or (`zones` given) each event's
+    contact's, that is the zone its campaign plans in, named beside the time."""
+
+    team: tzinfo
+    zones: Mapping[int, str] | None = None  # campaign id -> IANA zone
+
+    @property
+    def local(self) -> bool:
+        return self.zones is not None
+
+    def zone_name(self, event: CalendarEvent) -> str | None:
+        return None if self.zones is None else self.zones.get(event.campaign_id)
+
+    def zone(self, event: CalendarEvent) -> tzinfo:
+        name = self.zone_name(event)
+        return ZoneInfo(name) if name else self.team
+
+    def _named(self, text: str, event: CalendarEvent) -> str:
+        name = self.zone_name(event)
+        return f"{text} {name}" if name else text
+
+    def time(self, event: CalendarEvent) -> str:
+        """ "14:05", or "09:05 America/New_York" in the contact's clock."""
+        return self._named(time_label(event.start, self.zone(event)), event)
+
+    def moment(self, event: CalendarEvent) -> str:
+        """ "Mon 2 Mar 2026 14:05", or "Mon 2 Mar 2026 09:05 America/New_York"."""
+        return self._named(moment_label(event.start, self.zone(event)), event)
+
+    def wall(self, event: CalendarEvent) -> datetime:
+        """The event's local wall-clock time, as the calendar component places it."""
+        return event.start.astimezone(self.zone(event)).replace(tzinfo=None)
+
+
+def _clock(events: Iterable[CalendarEvent]) -> Clock:
+    """The team's clock, or with "Contact's local time" on, the contacts' zones of
+    `events` (the events the page shows, looked up by their campaigns)."""
+    team = settings().tz
+    if not st.session_state.get("cal_local"):
+        return Clock(team)
+    return Clock(team, _zones(db_url(), tuple(sorted({e.campaign_id for e in events}))))
+
+
+def _shown(period: CalendarPeriod) -> list[CalendarEvent]:
+    """Every event the period's view names (listed, or the first of each day or hour)."""
+    return [
+        *period.events,
+        *(e for b in period.buckets for e in b.first),
+        *(e for key in sorted(period.day_samples) for e in period.day_samples[key]),
+    ]
 
 
 # --- state ------------------------------------------------------------------------
@@ -210,6 +278,12 @@ def _navigation() -> None:
     c3.button("Today", key="cal_today", on_click=_move, args=(0,), width="stretch")
     c4.button("Next ▶", key="cal_next", on_click=_move, args=(1,), width="stretch")
     c5.date_input("Jump to (day/month/year)", key="cal_jump", on_change=_jump, format=DATE_INPUT_FORMAT)
+    st.toggle(
+        "Contact's local time",
+        key="cal_local",
+        help="Show each step at its time in its contact's zone (the zone its campaign plans in), named on "
+        f"each step, instead of the team's zone ({settings().timezone}). The days of the period stay the team's.",
+    )
 
 
 def _filters() -> CalendarFilter:
@@ -288,18 +362,20 @@ FULLCALENDAR_CSS = """
 """
 
 
-def _fullcalendar(period: CalendarPeriod, view: View) -> None:
+def _fullcalendar(period: CalendarPeriod, view: View, clock: Clock) -> None:
     tz = settings().tz
     events: list[dict[str, Any]] = []
     for e in period.events:
         # Local wall-clock times shown as they are (FullCalendar in "UTC" mode does
-        # not convert), so the grid is in the configured timezone.
-        local = e.start.astimezone(tz).replace(tzinfo=None)
+        # not convert), so the grid is in the configured timezone, or each event in
+        # its contact's (named in its title).
+        local = clock.wall(e)
         colour = TYPE_COLOURS.get(e.message_type, "#6b7280")
+        zone = clock.zone_name(e)
         events.append(
             {
                 "id": str(e.id),
-                "title": _title(e),
+                "title": f"{_title(e)} · {zone}" if zone else _title(e),
                 "start": local.isoformat(),
                 "end": (local + timedelta(minutes=45)).isoformat(),
                 "backgroundColor": colour,
@@ -341,7 +417,8 @@ def _fullcalendar(period: CalendarPeriod, view: View) -> None:
             "fixedWeekRows": False,
             "dayHeaderFormat": {"weekday": "short"},
         }
-    key = f"cal_fc_{st.session_state['cal_nav']}_{view}_{period.anchor.isoformat()}_{len(events)}"
+    clocks = "local" if clock.local else "team"
+    key = f"cal_fc_{st.session_state['cal_nav']}_{view}_{period.anchor.isoformat()}_{len(events)}_{clocks}"
     state = fullcalendar(
         events=events,
         options=options,
@@ -373,11 +450,10 @@ def _day_button(day: date, label: str, key: str) -> None:
     )
 
 
-def _month_grid(period: CalendarPeriod) -> None:
+def _month_grid(period: CalendarPeriod, clock: Clock) -> None:
     st.caption(
         "Busy month: each day shows its count by message type and its first steps; click a day to list them all."
     )
-    tz = settings().tz
     for column, name in zip(st.columns(7), WEEKDAY_NAMES, strict=True):
         column.markdown(f"**{name}**")
     for week in month_cells(period):
@@ -390,12 +466,13 @@ def _month_grid(period: CalendarPeriod) -> None:
             if cell.summary:
                 lines = [f"{cell.summary.total} steps"]
                 lines.append(" ".join(f"{type_label(k)} {n}" for k, n in sorted(cell.summary.by_type.items())))
-                lines += [f"{time_label(e.start, tz)} {_title(e)}" for e in cell.summary.first]
+                lines += [f"{clock.time(e)} {_title(e)}" for e in cell.summary.first]
                 column.markdown("  \n".join(lines))
 
 
-def _week_grid(period: CalendarPeriod) -> None:
-    st.caption("Busy week: steps per hour and day, over the whole day.")
+def _week_grid(period: CalendarPeriod, clock: Clock) -> None:
+    hours_in = f" (hours of the team's zone, {settings().timezone})" if clock.local else ""
+    st.caption(f"Busy week: steps per hour and day, over the whole day{hours_in}.")
     rows = hour_grid(period)
     days = [k for k in rows[0] if k != "hour"]
     hours = [row["hour"] for row in rows]
@@ -413,14 +490,13 @@ def _week_grid(period: CalendarPeriod) -> None:
     figure.update_xaxes(type="category", side="top")
     figure.update_layout(height=680, margin={"t": 30, "b": 10})
     st.plotly_chart(figure, key="cal_week_heatmap")
-    tz = settings().tz
     st.caption("The first steps of each day; click a day to list all its steps.")
     first, _ = period_days("week", period.anchor)
     for column, offset in zip(st.columns(7, border=True), range(7), strict=True):
         day = first + timedelta(days=offset)
         with column:
             _day_button(day, f"**{column_label(day)}**", f"cal_wday_{day.isoformat()}")
-        lines = [f"{time_label(e.start, tz)} {_title(e)}" for e in period.day_samples.get(day.isoformat(), [])]
+        lines = [f"{clock.time(e)} {_title(e)}" for e in period.day_samples.get(day.isoformat(), [])]
         column.markdown("  \n".join(lines) or ":gray[no steps]")
 
 
@@ -495,8 +571,16 @@ def _day_picker(view: View, anchor: date) -> date | None:
     )
 
 
-def _day_list(day: CalendarDay, filters: CalendarFilter) -> None:
-    tz = settings().tz
+def _day_time(event: CalendarEvent, day: date, clock: Clock) -> str:
+    """The event's time in the day's list; in a contact's clock, with its day when
+    that is not the listed (team's) day."""
+    zone = clock.zone(event)
+    if local_day(event.start, zone) == day:
+        return clock.time(event)
+    return f"{column_label(local_day(event.start, zone))} {clock.time(event)}"
+
+
+def _day_list(day: CalendarDay, filters: CalendarFilter, clock: Clock) -> None:
     st.markdown(f"#### {day_label(day.day)}")
     if not day.total:
         st.caption(f"Nothing scheduled or executed on {day_label(day.day)}.")
@@ -507,7 +591,7 @@ def _day_list(day: CalendarDay, filters: CalendarFilter) -> None:
     st.table(
         [
             {
-                "Time": time_label(e.start, tz),
+                "Time": _day_time(e, day.day, clock),
                 "Step": e.title,
                 "Type": type_label(e.message_type),
                 "Status": f"{STATUS_MARKS.get(e.status, '')} {e.status}",
@@ -521,17 +605,16 @@ def _day_list(day: CalendarDay, filters: CalendarFilter) -> None:
     _download(day.start, day.end, filters, "⬇️ Download this day (CSV)", "cal_download_day")
 
 
-def _event_list(period: CalendarPeriod, day: CalendarDay | None) -> None:
-    tz = settings().tz
+def _event_list(period: CalendarPeriod, day: CalendarDay | None, clock: Clock) -> None:
     if day is not None:
-        options = {e.id: f"{time_label(e.start, tz)} · {_title(e)} · {e.campaign_name}" for e in day.events}
+        options = {e.id: f"{_day_time(e, day.day, clock)} · {_title(e)} · {e.campaign_name}" for e in day.events}
     else:
         listed = (
             period.events
             or [e for b in period.buckets for e in b.first]
             or [e for key in sorted(period.day_samples) for e in period.day_samples[key]]
         )
-        options = {e.id: f"{moment_label(e.start, tz)} · {_title(e)} · {e.campaign_name}" for e in listed}
+        options = {e.id: f"{clock.moment(e)} · {_title(e)} · {e.campaign_name}" for e in listed}
     if not options:
         return
     if st.session_state.get("cal_pick") not in (None, *options):
@@ -555,7 +638,10 @@ def _show_detail() -> None:
     if detail is None:
         st.info("That step no longer exists.")
         return
-    tz = settings().tz
+    # The card is in the contact's clock (the zone the campaign plans in) with the toggle on.
+    local = bool(st.session_state.get("cal_local"))
+    tz = ZoneInfo(detail.zone) if local else settings().tz
+    zone = f" {detail.zone}" if local else ""
     e = detail.event
     with st.container(border=True):
         st.subheader(f"{type_label(e.message_type)} · {e.title}")
@@ -563,10 +649,12 @@ def _show_detail() -> None:
             f"{badge(e.status)} · campaign **{e.campaign_name}** ({detail.campaign_status}) · "
             f"contact **{e.contact_name}** · step {detail.position + 1}"
         )
-        when = f"Planned {moment_label(detail.scheduled_at, tz)}"
+        when = f"Planned {moment_label(detail.scheduled_at, tz)}{zone}"
         if detail.executed_at:
-            when += f" · executed {moment_label(detail.executed_at, tz)}"
+            when += f" · executed {moment_label(detail.executed_at, tz)}{zone}"
         st.caption(f"{when} · attempts {detail.attempts}")
+        if detail.schedule_note:
+            st.markdown(f"**Why it moved:** {detail.schedule_note}")
         if detail.last_error:
             st.error(detail.last_error)
         if detail.subject:
@@ -612,8 +700,14 @@ view: View = st.session_state["cal_view"]
 anchor: date = st.session_state["cal_anchor"]
 period = _period(db_url(), settings().timezone, view, anchor, astuple(filters))
 
+clock = _clock(_shown(period))
+times_in = (
+    f"times in each contact's zone, named on each step (days of {settings().timezone})"
+    if clock.local
+    else f"times in {settings().timezone}"
+)
 st.markdown(f"### {period_label(view, anchor)}")
-st.caption(f"{period.total} step(s) in this {view} · times in {settings().timezone} · {_legend()}")
+st.caption(f"{period.total} step(s) in this {view} · {times_in} · {_legend()}")
 if period.total == 0:
     st.info(
         "Nothing scheduled or executed in this period. Start a campaign on **New Campaign**, or move to another period."
@@ -623,17 +717,18 @@ if view == "year":
 elif period.total == 0:
     pass
 elif not period.aggregated:
-    _fullcalendar(period, view)
+    _fullcalendar(period, view, clock)
 elif view == "month":
-    _month_grid(period)
+    _month_grid(period, clock)
 else:
-    _week_grid(period)
+    _week_grid(period, clock)
 
 chosen_day = _day_picker(view, anchor) if view != "year" else None
 day = _day(db_url(), settings().timezone, chosen_day, astuple(filters)) if chosen_day else None
+day_clock = _clock(day.events) if day is not None else clock
 if day is not None:
-    _day_list(day, filters)
-_event_list(period, day)
+    _day_list(day, filters, day_clock)
+_event_list(period, day, day_clock)
 _show_detail()
 if period.total:
     _download(period.start, period.end, filters, "⬇️ Download this period (CSV)", "cal_download")

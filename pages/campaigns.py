@@ -1,13 +1,18 @@
 """Campaigns: the filtered, paginated list with progress, and one campaign's detail
-with its actions (pause, resume, cancel, delete, duplicate, save as template, edit)."""
+with its schedule and actions (pause, resume, cancel, delete, duplicate, save as
+template, edit). Each step shows its planned time in the contact's clock and the
+team's, and why it moved."""
 
 from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import streamlit as st
 
 from automations.domain.errors import NotFound
 from automations.domain.models import CampaignStatus, MessageType
-from automations.domain.timeutil import utcnow
+from automations.domain.timeutil import format_local, utcnow
 from automations.reports.overview import silent_holders
 from automations.reports.timelines import CampaignDetail, campaign_detail
 from automations.services import campaigns as service
@@ -26,6 +31,7 @@ from ui.common import (
     other_errors,
     page_title,
     rows,
+    settings,
     silent_holder_text,
     status_label,
     type_label,
@@ -34,6 +40,9 @@ from ui.steps_editor import load_steps, steps_editor
 from ui.tables import clickable_table, page_controls, page_download, page_of, read_page, scroll_to
 
 TABLE = "camp_list"
+# A planned time with its zone's abbreviation, so the two clocks side by side are
+# never mistaken for each other ("2026-03-09 09:00 EDT").
+ZONED = "%Y-%m-%d %H:%M %Z"
 
 
 @st.cache_data(ttl=READ_TTL, show_spinner=False)
@@ -231,11 +240,20 @@ def _progress(campaign_id: int) -> None:
         f"{badge(detail.status)} · contact **{detail.contact_name}** · "
         f"template {detail.template_name or '—'} · started {fmt(detail.start_at)} · {done}/{total} steps done"
     )
+    st.markdown(f"**Schedule:** {detail.schedule_text}")
     st.progress(done / total if total else 0.0)
     now = utcnow()
-    with get_db().read_session() as s:
-        for holder in silent_holders(s, now, campaign_id=campaign_id):
+    with get_db().read_session() as session:
+        for holder in silent_holders(session, now, campaign_id=campaign_id):
             st.warning(silent_holder_text(holder, now), icon=":material/pending:")
+    contact_zone = ZoneInfo(detail.zone)
+
+    def contact_time(moment: datetime | None) -> str:
+        return format_local(moment, contact_zone, ZONED)
+
+    def team_time(moment: datetime | None) -> str:
+        return format_local(moment, settings().tz, ZONED)
+
     st.dataframe(
         rows(
             detail.steps,
@@ -243,31 +261,52 @@ def _progress(campaign_id: int) -> None:
             name="name",
             type=lambda s: type_label(s.message_type),
             status=lambda s: status_label(s.status),
-            scheduled=lambda s: fmt(s.scheduled_at),
+            **{
+                "Contact's time": lambda s: contact_time(s.scheduled_at),
+                "Team time": lambda s: team_time(s.scheduled_at),
+                "Why it moved": lambda s: s.schedule_note or "",
+            },
             executed=lambda s: fmt(s.executed_at),
             attempts="attempts",
             last_error=lambda s: s.last_error or "",
         ),
         hide_index=True,
         width="stretch",
-        column_config={"step": st.column_config.NumberColumn(width=50), "last error": st.column_config.TextColumn()},
+        column_config={
+            "step": st.column_config.NumberColumn(width=50),
+            "Contact's time": st.column_config.TextColumn(
+                help=f"The planned time in the zone the campaign plans in ({detail.zone})"
+            ),
+            "Team time": st.column_config.TextColumn(
+                help=f"The planned time in the team's zone ({settings().timezone})"
+            ),
+            "Why it moved": st.column_config.TextColumn(
+                width="medium",
+                help="Why the planned time is not the plain delay: the send window, a holiday, SMS quiet hours "
+                "or a frequency cap",
+            ),
+            "last error": st.column_config.TextColumn(),
+        },
     )
     st.markdown("**Content, personalised for the contact**")
-    for s in detail.steps:
-        with st.expander(f"{s.position + 1}. {s.name} · {type_label(s.message_type)} · {s.status}"):
+    for step in detail.steps:
+        with st.expander(f"{step.position + 1}. {step.name} · {type_label(step.message_type)} · {step.status}"):
             st.markdown(
-                f"{badge(s.status)} scheduled {fmt(s.scheduled_at)}"
-                + (f" · executed {fmt(s.executed_at)}" if s.executed_at else "")
-                + f" · {s.attempts} attempt(s)"
+                f"{badge(step.status)} scheduled {contact_time(step.scheduled_at)} (contact's time), "
+                f"{team_time(step.scheduled_at)} (team time)"
+                + (f" · executed {fmt(step.executed_at)}" if step.executed_at else "")
+                + f" · {step.attempts} attempt(s)"
             )
-            if s.last_error:
-                st.error(s.last_error)
-            if s.message_type == "webhook":
-                st.code(s.webhook_url or "", language=None)
+            if step.schedule_note:
+                st.caption(f"Why it moved: {step.schedule_note}")
+            if step.last_error:
+                st.error(step.last_error)
+            if step.message_type == "webhook":
+                st.code(step.webhook_url or "", language=None)
             else:
-                if s.subject:
-                    st.markdown(f"**{'Title' if s.message_type == 'task' else 'Subject'}:** {s.subject}")
-                st.text(s.body)
+                if step.subject:
+                    st.markdown(f"**{'Title' if step.message_type == 'task' else 'Subject'}:** {step.subject}")
+                st.text(step.body)
 
 
 def _detail_view(campaign_id: int) -> None:

@@ -153,6 +153,33 @@ def _kpis(stats: dict) -> None:
         "Overdue follow-ups", f"{stats['followups']['overdue']:,}", help="Pending follow-up tasks already past due"
     )
     _lag(stats["lag_seconds"])
+    _moved(stats["moved"])
+
+
+# What each count of moved steps means (the keys of the figures' `moved`).
+MOVED = {
+    "window": (
+        "Moved by the send window",
+        "Steps planned outside their campaign's send window, moved to its next opening",
+    ),
+    "holidays": ("Moved by holidays", "Steps planned on a holiday of their campaign's calendar, moved to the next day"),
+    "quiet_hours": ("Moved by quiet hours", "SMS steps planned in SMS quiet hours, moved to when they end"),
+    "frequency_cap": (
+        "Moved by frequency caps",
+        "Steps a runner deferred because the contact had reached a frequency cap",
+    ),
+}
+
+
+def _moved(moved: dict[str, int]) -> None:
+    """How many of the range's steps their schedule moved, by reason."""
+    st.markdown(
+        "**Steps moved by their schedule**: planned in this range at a later time than their delay gave "
+        "(a step moved for two reasons counts under both)"
+    )
+    row = st.columns(5)
+    for column, (key, (label, explained)) in zip(row, MOVED.items(), strict=False):
+        column.metric(label, f"{moved.get(key, 0):,}", help=explained)
 
 
 def _lag(lag: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
 """/api/automation/stats/: counts by campaign status, by step status and message type,
-success rate, scheduling lag, pending and overdue follow-ups (all counted in SQL)."""
+success rate, scheduling lag, pending and overdue follow-ups, and the steps moved by
+their schedule (all counted in SQL)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,13 @@ class FollowUpCounts(BaseModel):
     overdue: int = Field(description="Pending follow-up tasks due before now.")
 
 
+class MovedOut(BaseModel):
+    window: int = Field(description="Steps planned in the range that the send window moved.")
+    holidays: int = Field(description="Steps planned in the range that a holiday moved.")
+    quiet_hours: int = Field(description="SMS steps planned in the range that SMS quiet hours moved.")
+    frequency_cap: int = Field(description="Steps planned in the range that a frequency cap deferred.")
+
+
 class StatsOut(BaseModel):
     generated_at: Timestamp = Field(description="When the figures were counted.")
     campaigns_by_status: dict[str, int] = Field(description="active, paused, completed, canceled.")
@@ -44,6 +52,10 @@ class StatsOut(BaseModel):
     )
     lag_seconds: LagOut = Field(description="How late steps ran.")
     followups: FollowUpCounts = Field(description="Follow-up tasks.")
+    moved: MovedOut = Field(
+        description="Steps planned (scheduled_at) in the range whose time moved, by reason (a step moved "
+        "for two reasons counts under both)."
+    )
 
 
 @router.get("/", response_model=StatsOut, summary="Key figures")

@@ -1,8 +1,9 @@
 """Believable demo data: `python -m automations demo [--contacts N]`.
 
 Contacts with campaigns from the system templates in every status, executed
-steps (with their attempts and a few failures and skips) up to now, pending
-steps after now, and follow-ups. Rows are generated in Python and written with
+steps (with their attempts and a few failures and skips, and the sent emails and
+SMS counted for the frequency caps) up to now, pending steps after now, and
+follow-ups. Rows are generated in Python and written with
 batched inserts, so `--contacts 100000` (about 1,000,000 steps) takes well under
 two minutes on SQLite.
 """
@@ -29,6 +30,7 @@ from automations.domain.models import (
     AutomationTemplate,
     CampaignStatus,
     Contact,
+    ContactDelivery,
     ContactTag,
     MessageType,
     ScheduledFollowUp,
@@ -336,6 +338,7 @@ def fill_demo(
         writers["step"] = _Rows(session, AutomationStep.__table__, (writers["campaign"],))
         writers["attempt"] = _Rows(session, StepAttempt.__table__, (writers["step"],))
         writers["followup"] = _Rows(session, ScheduledFollowUp.__table__, (writers["step"],))
+        writers["delivery"] = _Rows(session, ContactDelivery.__table__, (writers["step"],))
         for contact in _contacts(rng, ids["contact"], contacts, now):
             writers["contact"].add(contact["row"])
             for tag in contact["tags"]:
@@ -450,6 +453,9 @@ def _campaign(
             "body": step.body,
             "webhook_url": step.webhook_url,
             "webhook_payload": step.webhook_payload,
+            "business_days": False,
+            "send_at": None,
+            "schedule_note": None,
             "scheduled_at": when,
             "due_at": when,
             "attempts": 0,
@@ -483,6 +489,7 @@ def _campaign(
             "template_id": template_id,
             "status": status,
             "start_at": start,
+            "schedule": None,
             "paused_at": stop_at if status == CampaignStatus.PAUSED.value else None,
             "completed_at": last_done if status == CampaignStatus.COMPLETED.value else None,
             "canceled_at": stop_at if status == CampaignStatus.CANCELED.value else None,
@@ -536,6 +543,10 @@ def _executed(
                     "result": None,
                 },
             )
+        )
+    if outcome == StepStatus.SENT.value and kind in (MessageType.EMAIL.value, MessageType.SMS.value):
+        children.append(
+            ("delivery", {"contact_id": contact_id, "channel": kind, "sent_at": executed, "step_id": row["id"]})
         )
     if kind == MessageType.TASK.value and outcome == "done":
         children.append(

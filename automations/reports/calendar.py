@@ -41,6 +41,7 @@ from automations.domain.models import (
 )
 from automations.domain.timeutil import UTC, as_utc
 from automations.services.campaigns import render_step
+from automations.services.planning import zone_name
 
 View = Literal["week", "month", "year"]
 VIEWS: tuple[View, ...] = ("week", "month", "year")
@@ -818,6 +819,10 @@ class EventDetail:
     subject: str  # personalised for the contact
     body: str
     webhook_url: str | None
+    # Why the planned time is not the plain delay (None: it is), and the IANA zone
+    # the campaign plans its steps in (the contact's own by default).
+    schedule_note: str | None
+    zone: str
 
 
 def event_detail(session: Session, step_id: int) -> EventDetail:
@@ -854,7 +859,28 @@ def event_detail(session: Session, step_id: int) -> EventDetail:
         subject=subject,
         body=body,
         webhook_url=step.webhook_url,
+        schedule_note=step.schedule_note,
+        zone=zone_name(campaign.schedule, contact.timezone),
     )
+
+
+# How many campaigns one look-up names; far below every database's limit of bound parameters.
+_ZONE_BATCH = 500
+
+
+def planning_zones(session: Session, campaign_ids: Sequence[int]) -> dict[int, str]:
+    """The zone each campaign plans its steps in (the contact's own by default), by
+    campaign id: for the events a page shows, read by primary key, never per period."""
+    ids = sorted(set(campaign_ids))
+    zones: dict[int, str] = {}
+    for first in range(0, len(ids), _ZONE_BATCH):
+        rows = session.execute(
+            select(AutomationCampaign.id, AutomationCampaign.schedule, Contact.timezone)
+            .join(Contact, Contact.id == AutomationCampaign.contact_id)
+            .where(AutomationCampaign.id.in_(ids[first : first + _ZONE_BATCH]))
+        )
+        zones.update({campaign_id: zone_name(schedule, timezone) for campaign_id, schedule, timezone in rows})
+    return zones
 
 
 __all__ = [
@@ -895,6 +921,7 @@ __all__ = [
     "local_day",
     "moment_label",
     "month_cells",
+    "planning_zones",
     "shade",
     "time_label",
     "year_months",

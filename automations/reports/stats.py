@@ -14,7 +14,11 @@ Definitions:
 - scheduling lag = executed_at - scheduled_at of executed steps (p50 and p95 are
   nearest-rank percentiles);
 - completion rate = completed / (completed + canceled) campaigns;
-- a follow-up is overdue when it is pending and due before now.
+- a follow-up is overdue when it is pending and due before now;
+- a step was moved by the send window, a holiday, SMS quiet hours or a frequency
+  cap when its `schedule_note` gives that reason; these counts take the steps
+  *planned* in the range (by `scheduled_at`), and a step moved for two reasons
+  counts under both.
 """
 
 from __future__ import annotations
@@ -309,7 +313,8 @@ def automation_stats(
     Keys: `campaigns_by_status`, `steps_by_status`, `steps_by_message_type`,
     `status_by_message_type`, `steps_total`, `success_rate` (None when nothing
     was judged), `completion_rate`, `lag_seconds` {average, p95, executed},
-    `followups` {pending, overdue}, `generated_at`.
+    `followups` {pending, overdue}, `moved` {window, holidays, quiet_hours,
+    frequency_cap} (steps planned in the range that each moved), `generated_at`.
     """
     filters = filters or StatsFilter()
     return _figures(session, as_utc(now), filters, _count_steps(session, filters))
@@ -322,6 +327,51 @@ def statistics_page(
     end), the same as those two give, reading each executed step of the range once."""
     counts = _count_steps_per_hour(session, filters, tz)
     return _figures(session, as_utc(now), filters, counts), _charts(session, filters, counts)
+
+
+# The reasons a step moved, as `schedule_note` words them (reasons are joined by
+# "; "): each kind of move by the beginnings of its reasons. "The send window lies
+# inside SMS quiet hours" is a quiet-hours move: the window did not stop the step.
+MOVE_REASONS: dict[str, tuple[str, ...]] = {
+    "window": ("outside the send window",),
+    "holidays": ("holiday (",),
+    "quiet_hours": ("SMS quiet hours", "the send window lies inside SMS quiet hours"),
+    "frequency_cap": ("frequency cap",),
+}
+
+
+def _gives_reason(prefixes: Sequence[str]) -> ColumnElement[bool]:
+    """The step's note has a reason beginning with one of `prefixes` (first, or after "; ")."""
+    note = AutomationStep.schedule_note
+    return or_(*(condition for p in prefixes for condition in (note.like(f"{p}%"), note.like(f"%; {p}%"))))
+
+
+def moved_counts_query(filters: StatsFilter) -> Any:
+    """SELECT, in one row, how many of the steps planned in the range each kind of
+    move held back (`MOVE_REASONS`, in order).
+
+    The range is on `scheduled_at` (its index); only the rows of steps that carry a
+    note are summed, each kind by a SUM(CASE ...), so the database does the counting.
+    """
+    sums = [
+        func.coalesce(func.sum(case((_gives_reason(prefixes), 1), else_=0)), 0).label(kind)
+        for kind, prefixes in MOVE_REASONS.items()
+    ]
+    query = select(*sums).select_from(AutomationStep)
+    if filters.template_id:
+        query = query.join(AutomationCampaign, AutomationCampaign.id == AutomationStep.campaign_id)
+    conditions = [*filter_conditions(filters.calendar_filter()), AutomationStep.schedule_note.is_not(None)]
+    if filters.bounded:
+        start, end = filters.range()
+        conditions += [AutomationStep.scheduled_at >= start, AutomationStep.scheduled_at < end]
+    return query.where(*conditions)
+
+
+def moved_counts(session: Session, filters: StatsFilter | None = None) -> dict[str, int]:
+    """How many steps planned in the range were moved by the send window, by
+    holidays, by SMS quiet hours and by frequency caps (keys of `MOVE_REASONS`)."""
+    row = session.execute(moved_counts_query(filters or StatsFilter())).one()
+    return {kind: int(value or 0) for kind, value in zip(MOVE_REASONS, row, strict=True)}
 
 
 def _figures(session: Session, now: datetime, filters: StatsFilter, counts: _StepCounts) -> dict[str, Any]:
@@ -376,6 +426,7 @@ def _figures(session: Session, now: datetime, filters: StatsFilter, counts: _Ste
         "completion_rate": campaigns[CampaignStatus.COMPLETED.value] / finished if finished else None,
         "lag_seconds": {"average": average, "p95": p95, "executed": executed},
         "followups": {"pending": int(pending_count or 0), "overdue": int(overdue_count or 0)},
+        "moved": moved_counts(session, filters),
     }
 
 
@@ -574,4 +625,5 @@ def stats_rows(stats: dict[str, Any]) -> list[tuple[str, str, Any]]:
         ("followups", "pending", stats["followups"]["pending"]),
         ("followups", "overdue", stats["followups"]["overdue"]),
     ]
+    rows += [("moved", kind, n) for kind, n in stats.get("moved", {}).items()]
     return rows

@@ -1,10 +1,12 @@
-"""What the dashboard shows about one campaign (every step, rendered) and about one
-contact (their steps and follow-ups in time order)."""
+"""What the dashboard shows about one campaign (every step, rendered, with its
+schedule) and about one contact (their steps and follow-ups in time order)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,8 +17,10 @@ from automations.domain.models import (
     AutomationStep,
     ScheduledFollowUp,
 )
+from automations.domain.schedule import DAY_NAMES
 from automations.services.campaigns import get_campaign, render_step
 from automations.services.contacts import get_contact
+from automations.services.planning import zone_name
 from automations.services.templates import step_as_input
 
 
@@ -36,6 +40,8 @@ class StepDetail:
     subject: str  # personalised for the campaign's contact
     body: str
     webhook_url: str | None
+    # Why the planned time is not the plain delay (window, holiday, quiet hours, cap).
+    schedule_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,10 @@ class CampaignDetail:
     start_at: datetime
     steps: list[StepDetail]
     pending_steps: list[dict[str, object]]  # as editable input, for "edit pending steps"
+    # The IANA zone the steps are planned in (the contact's own by default), and the
+    # schedule in words ("Contact's time zone (America/New_York) · Mon–Fri 09:00–17:00").
+    zone: str = "UTC"
+    schedule_text: str = ""
 
     @property
     def progress(self) -> tuple[int, int]:
@@ -88,8 +98,10 @@ def campaign_detail(session: Session, campaign_id: int) -> CampaignDetail:
                 subject=subject,
                 body=body,
                 webhook_url=step.webhook_url,
+                schedule_note=step.schedule_note,
             )
         )
+    contact_timezone = campaign.contact.timezone
     return CampaignDetail(
         id=campaign.id,
         name=campaign.name,
@@ -100,7 +112,44 @@ def campaign_detail(session: Session, campaign_id: int) -> CampaignDetail:
         start_at=campaign.start_at,
         steps=steps,
         pending_steps=[step_as_input(s) for s in campaign.steps if s.status == "pending"],
+        zone=zone_name(campaign.schedule, contact_timezone),
+        schedule_text=schedule_summary(campaign.schedule, contact_timezone),
     )
+
+
+def _days_text(days: list[str]) -> str:
+    """Days of the week in words, runs of three or more as a range: "Mon–Fri", "Mon, Wed, Sat, Sun"."""
+    chosen = sorted({DAY_NAMES.index(d) for d in days if d in DAY_NAMES})
+    if len(chosen) == len(DAY_NAMES):
+        return "Every day"
+    runs: list[list[int]] = []
+    for day in chosen:
+        if runs and day == runs[-1][-1] + 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    names = [[DAY_NAMES[d].capitalize() for d in run] for run in runs]
+    return ", ".join(f"{run[0]}–{run[-1]}" if len(run) >= 3 else ", ".join(run) for run in names)
+
+
+def schedule_summary(schedule: Mapping[str, Any] | None, contact_timezone: str | None) -> str:
+    """A campaign's schedule in one line: whose clock, the send window, the holidays
+    ("Contact's time zone (America/New_York) · Mon–Fri 09:00–17:00 · holidays US")."""
+    schedule = schedule or {}
+    zone = zone_name(schedule, contact_timezone)
+    fixed = schedule.get("timezone") or "contact"
+    # A fixed zone that does not exist falls back to the contact's (as planning does).
+    parts = [f"Time zone {zone}" if fixed != "contact" and fixed == zone else f"Contact's time zone ({zone})"]
+    window = schedule.get("send_window")
+    if isinstance(window, Mapping) and window.get("days"):
+        parts.append(f"{_days_text(list(window['days']))} {window['start']}–{window['end']}")
+    else:
+        parts.append("No send window")
+    if schedule.get("holidays"):
+        parts.append(f"holidays {schedule['holidays']}")
+    if schedule.get("frequency_cap_exempt"):
+        parts.append("not held back by the frequency caps")
+    return " · ".join(parts)
 
 
 @dataclass(frozen=True)
