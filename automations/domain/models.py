@@ -343,6 +343,18 @@ class AutomationStep(StepContent, Base):
         # The statistics' template funnel: which steps of a range's campaigns ran,
         # without reading the step rows (migration 0004).
         Index(None, "campaign_id", "position", "status"),
+        # The statistics' moved counts (why steps moved): only the steps with a
+        # note, few among a million, by planned time (migration 0006).
+        Index(
+            "ix_automation_steps_scheduled_at_noted",
+            "scheduled_at",
+            "message_type",
+            "status",
+            "campaign_id",
+            "schedule_note",
+            sqlite_where=text("schedule_note IS NOT NULL"),
+            postgresql_where=text("schedule_note IS NOT NULL"),
+        ),
     )
 
 

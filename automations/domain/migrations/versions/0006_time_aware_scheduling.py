@@ -29,6 +29,14 @@ def upgrade() -> None:
     for table in ("automation_templates", "automation_campaigns"):
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("schedule", sa.JSON(), nullable=True))
+    op.create_index(
+        "ix_automation_steps_scheduled_at_noted",
+        "automation_steps",
+        ["scheduled_at", "message_type", "status", "campaign_id", "schedule_note"],
+        unique=False,
+        sqlite_where=sa.text("schedule_note IS NOT NULL"),
+        postgresql_where=sa.text("schedule_note IS NOT NULL"),
+    )
     op.create_table(
         "contact_deliveries",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -65,6 +73,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_contact_deliveries_contact_id_channel_sent_at"), table_name="contact_deliveries")
     op.drop_table("contact_deliveries")
+    op.drop_index("ix_automation_steps_scheduled_at_noted", table_name="automation_steps")
     for table in ("automation_templates", "automation_campaigns"):
         with op.batch_alter_table(table) as batch:
             batch.drop_column("schedule")
