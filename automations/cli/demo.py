@@ -3,9 +3,9 @@
 Contacts with campaigns from the system templates in every status, executed
 steps (with their attempts and a few failures and skips, and the sent emails and
 SMS counted for the frequency caps) up to now, pending steps after now, and
-follow-ups. Rows are generated in Python and written with
-batched inserts, so `--contacts 100000` (about 1,000,000 steps) takes well under
-two minutes on SQLite.
+follow-ups. Rows are generated in Python and written with batched inserts, so
+`--contacts 100000` (about 1,000,000 steps) takes well under two minutes on
+SQLite.
 """
 
 from __future__ import annotations

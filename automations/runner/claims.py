@@ -11,12 +11,17 @@ waiting for each other. SQLite: the write transaction already holds the database
 lock from its first statement (`BEGIN IMMEDIATE`), so the claim is serialised.
 The candidate query walks the `(status, due_at)` index from the oldest due step,
 so a million future steps cost nothing.
+
+Before a candidate is marked running, the claim checks that it may go out now
+(send window, holidays, SMS quiet hours, frequency caps: `holds`); one that may
+not is moved to when it may and left pending, its attempt not counted.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +30,7 @@ from sqlalchemy.orm import Session, aliased
 
 from automations.channels.base import Job
 from automations.content.templating import contact_context
+from automations.domain.config import get_settings
 from automations.domain.db import id_in, insert_rows, table_of
 from automations.domain.models import (
     AttemptOutcome,
@@ -36,6 +42,8 @@ from automations.domain.models import (
     StepAttempt,
     StepStatus,
 )
+from automations.domain.schedule import Cap, QuietHours
+from automations.runner.holds import hold_steps
 from automations.services.scheduling import finish_step
 
 S = AutomationStep
@@ -177,6 +185,14 @@ def claimable_query(now: datetime, limit: int, *, postgres: bool = False) -> Any
     )
 
 
+@dataclass
+class Claimed:
+    """A claim: the jobs to execute, and how many due steps were held back instead."""
+
+    jobs: list[Job]
+    held: int = 0
+
+
 def claim_due_steps(
     session: Session,
     runner_id: str,
@@ -185,9 +201,38 @@ def claim_due_steps(
     limit: int,
     lease: timedelta,
     max_attempts: int,
+    caps: Sequence[Cap] | None = None,
+    quiet_hours: QuietHours | None | bool = True,
 ) -> list[Job]:
     """Claim up to `limit` due steps for `runner_id` and return them as jobs
-    (contact and content loaded, not yet rendered). Call inside `db.session()`."""
+    (contact and content loaded, not yet rendered). Call inside `db.session()`.
+    See `claim_batch`."""
+    return claim_batch(
+        session,
+        runner_id,
+        now,
+        limit=limit,
+        lease=lease,
+        max_attempts=max_attempts,
+        caps=caps,
+        quiet_hours=quiet_hours,
+    ).jobs
+
+
+def claim_batch(
+    session: Session,
+    runner_id: str,
+    now: datetime,
+    *,
+    limit: int,
+    lease: timedelta,
+    max_attempts: int,
+    caps: Sequence[Cap] | None = None,
+    quiet_hours: QuietHours | None | bool = True,
+) -> Claimed:
+    """Claim up to `limit` due steps for `runner_id`, holding back those that may
+    not go out now (`holds.hold_steps`). `caps` None: AUTOMATIONS_FREQUENCY_CAP;
+    `quiet_hours` True: AUTOMATIONS_SMS_QUIET_HOURS. Call inside `db.session()`."""
     release_expired_claims(session, now, max_attempts=max_attempts)
     postgres = _is_postgres(session)
     query = claimable_query(now, limit, postgres=postgres)
@@ -196,11 +241,19 @@ def claim_due_steps(
     else:
         ids = list(session.scalars(query))
     if not ids:
-        return []
+        return Claimed([])
+    if caps is None:
+        caps = get_settings().caps
+    quiet = get_settings().quiet_hours if quiet_hours is True else (quiet_hours or None)
+    rows = _job_rows(session, ids)
+    holds = hold_steps(session, rows, now, caps=caps, quiet_hours=quiet, postgres=postgres)
+    rows = [row for row in rows if row.id not in holds]
+    if not rows:
+        return Claimed([], len(holds))
     token = uuid.uuid4().hex
     session.execute(
         update(S)
-        .where(id_in(session, S.id, ids))
+        .where(id_in(session, S.id, [row.id for row in rows]))
         .values(
             status=StepStatus.RUNNING.value,
             claim_token=token,
@@ -210,7 +263,7 @@ def claim_due_steps(
         )
         .execution_options(synchronize_session=False)
     )
-    return load_jobs(session, ids, token)
+    return Claimed(_jobs(session, rows, token), len(holds))
 
 
 def _claimable_ids_postgres(session: Session, query: Any) -> list[int]:
@@ -231,40 +284,49 @@ def _claimable_ids_postgres(session: Session, query: Any) -> list[int]:
     return ids
 
 
-def load_jobs(session: Session, ids: Sequence[int], token: str) -> list[Job]:
+def _job_rows(session: Session, ids: Sequence[int]) -> list[Any]:
+    """The candidates with what their jobs need and what the holds read (the
+    campaign's schedule, the contact's zone), oldest due first: one query."""
     C, P = AutomationCampaign, Contact
-    rows = session.execute(
-        select(
-            S.id,
-            S.attempts,
-            S.campaign_id,
-            S.position,
-            S.name,
-            S.message_type,
-            S.scheduled_at,
-            S.due_at,
-            S.idempotency_key,
-            S.subject,
-            S.body,
-            S.webhook_url,
-            S.webhook_payload,
-            C.name.label("campaign_name"),
-            P.id.label("contact_id"),
-            P.first_name,
-            P.last_name,
-            P.email,
-            P.phone,
-            P.company,
-            P.timezone,
-            P.custom_fields,
-            P.email_opt_out,
-            P.sms_opt_out,
-        )
-        .join(C, C.id == S.campaign_id)
-        .join(P, P.id == C.contact_id)
-        .where(id_in(session, S.id, ids))
-        .order_by(S.due_at, S.id)
-    ).all()
+    return list(
+        session.execute(
+            select(
+                S.id,
+                S.attempts,
+                S.campaign_id,
+                S.position,
+                S.name,
+                S.message_type,
+                S.scheduled_at,
+                S.due_at,
+                S.idempotency_key,
+                S.subject,
+                S.body,
+                S.webhook_url,
+                S.webhook_payload,
+                C.name.label("campaign_name"),
+                C.schedule,
+                P.id.label("contact_id"),
+                P.first_name,
+                P.last_name,
+                P.email,
+                P.phone,
+                P.company,
+                P.timezone,
+                P.custom_fields,
+                P.email_opt_out,
+                P.sms_opt_out,
+            )
+            .join(C, C.id == S.campaign_id)
+            .join(P, P.id == C.contact_id)
+            .where(id_in(session, S.id, ids))
+            .order_by(S.due_at, S.id)
+        ).all()
+    )
+
+
+def _jobs(session: Session, rows: Sequence[Any], token: str) -> list[Job]:
+    """The claimed `rows` as jobs of claim `token` (their attempt just counted)."""
     tags: dict[int, list[str]] = {}
     contact_ids = {r.contact_id for r in rows}
     for contact_id, tag in session.execute(
@@ -293,7 +355,7 @@ def load_jobs(session: Session, ids: Sequence[int], token: str) -> list[Job]:
             Job(
                 step_id=r.id,
                 token=token,
-                attempt_no=r.attempts,
+                attempt_no=r.attempts + 1,
                 campaign_id=r.campaign_id,
                 campaign_name=r.campaign_name,
                 contact_id=r.contact_id,

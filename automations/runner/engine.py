@@ -47,7 +47,7 @@ from automations.content.bounded import BoundedRenderer, Field
 from automations.domain.config import Settings
 from automations.domain.db import Database, is_transient
 from automations.domain.timeutil import as_utc, utcnow
-from automations.runner.claims import claim_due_steps, release_claims, renew_claims
+from automations.runner.claims import Claimed, claim_batch, release_claims, renew_claims
 from automations.runner.heartbeat import beat, default_runner_id
 from automations.runner.recording import BACKOFF_BASE, Recorded, Result, record_results
 from automations.runner.rules import process_all_rules
@@ -74,6 +74,7 @@ class TickSummary:
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
     released: int = 0
+    held: int = 0  # due steps moved instead of claimed (send window, quiet hours, frequency caps)
 
     def add(self, recorded: Recorded, results: Sequence[Result]) -> None:
         self.lost += len(recorded.lost)
@@ -88,6 +89,7 @@ class TickSummary:
         self.executed += other.executed
         self.lost += other.lost
         self.released += other.released
+        self.held += other.held
         for key, count in other.by_outcome.items():
             self.by_outcome[key] = self.by_outcome.get(key, 0) + count
 
@@ -182,6 +184,9 @@ class Runner:
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="channel")
         self._channels = channels
         self._renderer = BoundedRenderer()
+        # SPEC section 10, applied at claim time (parsed once: they are checked every batch).
+        self._caps = self.settings.caps
+        self._quiet_hours = self.settings.quiet_hours
         # The jobs of every tick, in order. Other periodic work (follow-up rules)
         # is added here: each job gets the tick's time and is isolated from the others.
         self.tick_jobs: list[tuple[str, TickJob]] = [
@@ -209,14 +214,19 @@ class Runner:
     # --- one batch ------------------------------------------------------------
 
     def claim(self, now: datetime) -> list[Job]:
+        return self.claim_batch(now).jobs
+
+    def claim_batch(self, now: datetime) -> Claimed:
         with self.db.session() as session:
-            return claim_due_steps(
+            return claim_batch(
                 session,
                 self.runner_id,
                 now,
                 limit=self.batch_size,
                 lease=self.lease,
                 max_attempts=self.settings.max_attempts,
+                caps=self._caps,
+                quiet_hours=self._quiet_hours,
             )
 
     def _start(self, jobs: Sequence[Job], done: Callable[[Result], None]) -> list[tuple[Job, Future[Result]]]:
@@ -331,6 +341,7 @@ class Runner:
                 max_attempts=self.settings.max_attempts,
                 rng=self.rng,
                 backoff_base=self.backoff_base,
+                quiet_hours=self._quiet_hours,
             )
 
     def _stalled(self, state: RetryCallState, count: int, began: float) -> None:
@@ -351,10 +362,14 @@ class Runner:
 
     def run_batch(self, now: datetime | None, summary: TickSummary) -> int:
         """Claim one batch and execute it, recording results as deliveries finish;
-        returns how many steps were claimed."""
-        jobs = self.claim(now or self.clock())
+        returns how many due steps it took: claimed, or held back (moved to a
+        later time), so that a batch of held steps does not end the tick while
+        other steps are due behind them."""
+        claimed = self.claim_batch(now or self.clock())
+        summary.held += claimed.held
+        jobs = claimed.jobs
         if not jobs:
-            return 0
+            return claimed.held
         token = jobs[0].token
         finished: queue.SimpleQueue[Result] = queue.SimpleQueue()
         queued = self._start(jobs, finished.put)
@@ -405,7 +420,7 @@ class Runner:
             if time.monotonic() - self._last_beat > HEARTBEAT_DURING_WORK_S:
                 # Long deliveries keep the runner visibly alive on the dashboard.
                 self._beat([], now)
-        return len(jobs)
+        return len(jobs) + claimed.held
 
     def _renew(self, token: str, step_ids: list[int], now: datetime | None) -> None:
         try:
@@ -480,13 +495,16 @@ class Runner:
                 summary.errors.append(f"{name}: {type(exc).__name__}: {exc}")
         summary.seconds = time.perf_counter() - began
         self._beat(summary.errors, fixed)
-        if summary.executed or summary.errors or summary.released or log.isEnabledFor(logging.DEBUG):
+        if summary.executed or summary.errors or summary.released or summary.held or log.isEnabledFor(logging.DEBUG):
             outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.by_outcome.items())) or "nothing due"
             log.info(
-                "tick: %d step(s) in %.2fs (%s)%s%s%s",
+                "tick: %d step(s) in %.2fs (%s)%s%s%s%s",
                 summary.executed,
                 summary.seconds,
                 outcomes,
+                f"; {summary.held} step(s) held for their send window, quiet hours or a frequency cap"
+                if summary.held
+                else "",
                 f"; {summary.lost} result(s) dropped, claim lost" if summary.lost else "",
                 f"; {summary.released} step(s) given back unstarted" if summary.released else "",
                 f"; errors: {'; '.join(summary.errors)}" if summary.errors else "",

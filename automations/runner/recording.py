@@ -7,9 +7,11 @@ step over. Every attempt goes to the attempt log.
 
 Final results follow `scheduling.finish_step` (the rules of SPEC section 3) but
 batched, because one statement per table per batch is what lets a runner keep up
-with thousands of steps a second: a late step moves the pending steps after it,
-a failed step records a `step_failed` event, and a campaign with no open step
-left is completed (with its `campaign_completed` event).
+with thousands of steps a second: a late step moves the pending steps after it
+(re-fitted to the campaign's send window), a failed step records a `step_failed`
+event, a sent email or SMS is counted for the frequency caps (a row of
+`contact_deliveries`), and a campaign with no open step left is completed (with
+its `campaign_completed` event).
 """
 
 from __future__ import annotations
@@ -25,31 +27,28 @@ from sqlalchemy.orm import Session
 
 from automations.channels.base import DONE, FAILED, RETRY, SENT, SKIPPED, Delivery, Job
 from automations.channels.task import followup_row
+from automations.domain.config import get_settings
 from automations.domain.db import id_in, insert_rows, table_of
 from automations.domain.models import (
     AutomationCampaign,
     AutomationStep,
     CampaignStatus,
+    ContactDelivery,
     ContactEvent,
     ScheduledFollowUp,
     StepAttempt,
     StepStatus,
 )
+from automations.domain.schedule import QuietHours
 from automations.domain.timeutil import as_utc
+from automations.runner.replanning import PendingStep, campaign_planner, pending_steps, shift, status_among, write_times
 from automations.services.scheduling import LATE_GRACE
 
 S = AutomationStep
 OPEN = (StepStatus.PENDING.value, StepStatus.RUNNING.value)
 FINAL_OUTCOMES = {SENT: StepStatus.SENT, DONE: StepStatus.DONE, FAILED: StepStatus.FAILED, SKIPPED: StepStatus.SKIPPED}
-
-
-def _status_in(*statuses: str) -> Any:
-    """`status IN (...)` that the planner cannot answer from the (status, due_at)
-    index: next to `campaign_id IN (...)` that index would scan every pending step
-    of the table (a million future ones), while the (campaign_id, position) index
-    reads a few rows per campaign."""
-    return (S.status + "").in_(statuses)
-
+# What the frequency caps count (`contact_deliveries`): messages that reached a contact.
+CAPPED_CHANNELS = ("email", "sms")
 
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=6)
@@ -97,8 +96,11 @@ def record_results(
     max_attempts: int,
     rng: random.Random,
     backoff_base: timedelta = BACKOFF_BASE,
+    quiet_hours: QuietHours | None | bool = True,
 ) -> Recorded:
-    """Apply `results` (call inside `db.session()`). See the module docstring."""
+    """Apply `results` (call inside `db.session()`). See the module docstring.
+    `quiet_hours` (True: AUTOMATIONS_SMS_QUIET_HOURS) re-fits the SMS steps a late
+    step moves."""
     recorded = Recorded(final={}, retried={}, lost=[])
     if not results:
         return recorded
@@ -135,7 +137,7 @@ def record_results(
             )
         }
 
-    attempts, finals, retries, followups = [], [], [], []
+    attempts, finals, retries, followups, deliveries = [], [], [], [], []
     late: list[Job] = []
     failed: list[tuple[Job, str]] = []
     for r in results:
@@ -186,6 +188,10 @@ def record_results(
         recorded.final[job.step_id] = status.value
         if status is StepStatus.DONE and job.message_type == "task":
             followups.append(followup_row(job, now))
+        if status is StepStatus.SENT and job.message_type in CAPPED_CHANNELS:
+            deliveries.append(
+                {"contact_id": job.contact_id, "channel": job.message_type, "sent_at": now, "step_id": job.step_id}
+            )
         if status is StepStatus.FAILED:
             failed.append((job, error or ""))
         if now - job.scheduled_at > LATE_GRACE:
@@ -209,7 +215,8 @@ def record_results(
         )
     _update_finals(session, finals)
     insert_rows(session, table_of(ScheduledFollowUp), followups)
-    _keep_gaps(session, late, now)
+    insert_rows(session, table_of(ContactDelivery), deliveries)
+    _keep_gaps(session, late, now, get_settings().quiet_hours if quiet_hours is True else (quiet_hours or None))
     # The rows `record_event` adds, in one statement with those of the completed
     # campaigns below (a failing endpoint fails a whole batch).
     events = [
@@ -259,8 +266,9 @@ def _update_finals(session: Session, finals: list[dict[str, Any]]) -> None:
         )
 
 
-def _keep_gaps(session: Session, late: Sequence[Job], now: datetime) -> None:
-    """A step that finished late moves the pending steps after it by its lateness
+def _keep_gaps(session: Session, late: Sequence[Job], now: datetime, quiet_hours: QuietHours | None) -> None:
+    """A step that finished late moves the pending steps after it by its lateness,
+    re-fitted to the campaign's send window with the gaps kept
     (`scheduling.shift_pending_steps`, batched: after an outage every step of a
     batch is late, so one read and one executemany for the whole batch)."""
     if not late:
@@ -268,24 +276,13 @@ def _keep_gaps(session: Session, late: Sequence[Job], now: datetime) -> None:
     shifts: dict[int, list[tuple[int, timedelta]]] = {}
     for job in late:
         shifts.setdefault(job.campaign_id, []).append((job.position, now - job.scheduled_at))
-    table = table_of(S)
-    pending = session.execute(
-        select(table.c.id, table.c.campaign_id, table.c.position, table.c.scheduled_at, table.c.due_at).where(
-            id_in(session, table.c.campaign_id, sorted(shifts)), _status_in(StepStatus.PENDING.value)
-        )
-    ).all()
-    moved = []
-    for row in pending:
-        delta = sum((d for position, d in shifts[row.campaign_id] if row.position > position), timedelta())
-        if delta:
-            moved.append({"_id": row.id, "scheduled_at": row.scheduled_at + delta, "due_at": row.due_at + delta})
-    if moved:
-        session.execute(
-            update(table)
-            .where(table.c.id == bindparam("_id"))
-            .values(scheduled_at=bindparam("scheduled_at"), due_at=bindparam("due_at")),
-            moved,
-        )
+    moved: list[PendingStep] = []
+    for campaign_id, steps in pending_steps(session, shifts).items():
+        planner = campaign_planner(steps[0], quiet_hours)
+        for position, delta in sorted(shifts[campaign_id]):
+            shift(planner, [s for s in steps if s.position > position], delta)
+        moved += steps
+    write_times(session, moved)
 
 
 def complete_campaigns(
@@ -298,7 +295,7 @@ def complete_campaigns(
     completed: list[Any] = []
     if campaign_ids:
         C = table_of(AutomationCampaign)
-        still_open = exists().where(S.campaign_id == C.c.id, _status_in(*OPEN))
+        still_open = exists().where(S.campaign_id == C.c.id, status_among(*OPEN))
         # One statement: the check and the update together, restricted to the batch's
         # campaigns (the (campaign_id, position) index answers the NOT EXISTS).
         completed = sorted(

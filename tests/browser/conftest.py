@@ -44,7 +44,12 @@ def start_dashboard(
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOMATIONS_")}
     env.update(
-        {"AUTOMATIONS_DATABASE_URL": database_url, "AUTOMATIONS_OUTBOX_DIR": str(log.parent / "outbox")},
+        {
+            "AUTOMATIONS_DATABASE_URL": database_url,
+            "AUTOMATIONS_OUTBOX_DIR": str(log.parent / "outbox"),
+            # The suite runs at any hour (see tests/conftest.py).
+            "AUTOMATIONS_SMS_QUIET_HOURS": "off",
+        },
         **(extra_env or {}),
     )
     process = subprocess.Popen(
