@@ -118,7 +118,9 @@ def run(db: object, args: argparse.Namespace) -> None:
             best[label] = min(best.get(label, seconds), seconds)
             print(f"  round {round_no + 1}  {label:22} {seconds:6.2f} s", flush=True)
     base, timed = best["without a window"], best["window + US holidays"]
-    print(f"best: without {base:.2f} s, with window + holidays {timed:.2f} s: ratio {timed / base:.2f}× (target ≤ 1.5×)")
+    print(
+        f"best: without {base:.2f} s, with window + holidays {timed:.2f} s: ratio {timed / base:.2f}× (target ≤ 1.5×)"
+    )
 
 
 if __name__ == "__main__":
