@@ -35,6 +35,7 @@ ROUTER_MODULES = [
     "automations.api.calendar",
     "automations.api.stats",
     "automations.api.rules",
+    "automations.api.inbound",
 ]
 
 # Where the documentation pages' scripts, styles and icon are served (outside /api/,
@@ -77,6 +78,8 @@ def create_app(db: Database, settings: Settings, *, clock: Callable[[], datetime
             dependencies=[Depends(require_token)],
             responses=COMMON_RESPONSES,
         )
+    # What recipients open from an email: no token (the tracking tokens are signed).
+    app.include_router(importlib.import_module("automations.api.tracking").router)
     return app
 
 

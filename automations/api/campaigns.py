@@ -102,6 +102,8 @@ def campaign_detail(session: Session, campaign: AutomationCampaign) -> CampaignD
         canceled_at=campaign.canceled_at,
         schedule=ScheduleOut.model_validate(schedule_json(campaign.schedule)),
         planning_timezone=zone_name(campaign.schedule, campaign.contact.timezone),
+        stop_on_reply=campaign.stop_on_reply,
+        tracking=campaign.tracking,
         steps=[CampaignStepOut.model_validate(step, from_attributes=True) for step in campaign.steps],
     )
 

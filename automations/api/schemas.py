@@ -136,6 +136,8 @@ class TemplateIn(Body):
     description: str | None = Field(default=None, description="Free text.")
     steps: list[StepIn] = Field(description="The steps, in order (1 to 50).")
     schedule: ScheduleIn | None = Field(default=None, description=SCHEDULE_DOC)
+    stop_on_reply: bool = Field(default=True, description="A reply stops the campaigns made from it.")
+    tracking: bool = Field(default=True, description="Opens and clicks of their emails are tracked.")
 
 
 class TemplateUpdate(Body):
@@ -146,6 +148,8 @@ class TemplateUpdate(Body):
     description: str | None = Field(default=None, description="New description.")
     steps: list[StepIn] | None = Field(default=None, description="New steps (replace the old ones).")
     schedule: ScheduleIn | None = Field(default=None, description="New schedule settings.")
+    stop_on_reply: bool | None = Field(default=None, description="A reply stops the campaigns made from it.")
+    tracking: bool | None = Field(default=None, description="Opens and clicks of their emails are tracked.")
 
 
 class CloneIn(Body):
@@ -312,6 +316,10 @@ class CampaignStepOut(TemplateStepOut):
         "Why the planned time is not the plain delay: the send window, a holiday, SMS quiet hours "
         "or a frequency cap. null: it did not move."
     )
+    opened_at: Timestamp | None = doc("When the recipient first opened it (null: not yet).")
+    clicked_at: Timestamp | None = doc("When they first clicked a link in it.")
+    replied_at: Timestamp | None = doc("When they replied to it.")
+    bounced_at: Timestamp | None = doc("When it bounced (a hard bounce).")
     executed_at: Timestamp | None = doc("When the step finished.")
     attempts: int = doc("Attempts made so far.")
     last_error: str | None = doc("Error of the last failed attempt, or why it was skipped.")
@@ -348,6 +356,8 @@ class TemplateOut(BaseModel):
 class TemplateDetail(TemplateOut):
     steps: list[TemplateStepOut] = doc("The steps, in order.")
     schedule: ScheduleOut = doc("Send window, time zone and holidays, copied to campaigns made from it.")
+    stop_on_reply: bool = doc("A reply stops the campaigns made from it.")
+    tracking: bool = doc("Opens and clicks of their emails are tracked.")
 
 
 class TemplatePage(BaseModel):
@@ -380,6 +390,8 @@ class CampaignDetail(CampaignOut):
     canceled_at: Timestamp | None = doc("When it was canceled.")
     schedule: ScheduleOut = doc("Send window, time zone and holidays its steps are planned with.")
     planning_timezone: str = doc("The IANA zone its steps are planned in (the contact's, or the schedule's).")
+    stop_on_reply: bool = doc("A reply stops it (from its template).")
+    tracking: bool = doc("Opens and clicks of its emails are tracked (from its template).")
     steps: list[CampaignStepOut] = doc("Every step, in order, with its execution state.")
 
 

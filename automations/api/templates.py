@@ -59,6 +59,8 @@ def template_detail(session: Session, template: AutomationTemplate) -> TemplateD
         **summary_out(summary).model_dump(),
         steps=[TemplateStepOut.model_validate(step, from_attributes=True) for step in template.steps],
         schedule=ScheduleOut.model_validate(schedule_json(template.schedule)),
+        stop_on_reply=template.stop_on_reply,
+        tracking=template.tracking,
     )
 
 

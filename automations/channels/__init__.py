@@ -6,6 +6,7 @@ Each channel is one small class with `send_many(jobs) -> list[Delivery]`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -49,10 +50,13 @@ class ChannelSet:
             channel.close()
 
 
-def build_channels(settings: Settings, webhook_secret: str) -> ChannelSet:
-    """The configured channels: SMTP or outbox, SMS API or outbox, tasks, webhooks."""
+def build_channels(
+    settings: Settings, webhook_secret: str, *, tracking_key: str | Callable[[], str] | None = None
+) -> ChannelSet:
+    """The configured channels: SMTP or outbox, SMS API or outbox, tasks, webhooks.
+    `tracking_key` signs the tracked links of emails (read when first needed)."""
     return ChannelSet(
-        email=email_channel(settings),
+        email=email_channel(settings, tracking_key=tracking_key),
         sms=sms_channel(settings),
         task=TaskChannel(),
         webhook=WebhookChannel(settings, webhook_secret),

@@ -34,6 +34,7 @@ class Job:
     phone: str | None = None
     email_opt_out: bool = False
     sms_opt_out: bool = False
+    email_bouncing: bool = False  # a hard bounce: no more email until the address is edited
     subject_source: str = ""
     body_source: str = ""
     webhook_url: str | None = None

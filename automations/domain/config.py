@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
@@ -37,6 +38,21 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_ssl: bool = False
     email_from: str = "automations@localhost"
+    # SPEC section 11: a Reply-To of `local+r-<token>@domain` per message, for
+    # mailboxes that deliver plus-addressed mail (off: replies match by headers).
+    email_reply_tokens: bool = False
+
+    # SPEC section 11: where recipients reach this installation (tracking links,
+    # open pixel, unsubscribe page); unset: no tracking, `mailto:` unsubscribe.
+    public_url: str | None = None
+    track_ip: bool = False  # keep the client IP address of opens and clicks
+
+    imap_host: str | None = None
+    imap_port: int | None = None
+    imap_username: str | None = None
+    imap_password: SecretStr | None = None
+    imap_folder: str = "INBOX"
+    imap_ssl: bool = True
 
     sms_api_url: str | None = None
     sms_account_sid: str | None = None
@@ -80,7 +96,20 @@ class Settings(BaseSettings):
         parse_caps(value)
         return value
 
-    @field_validator("smtp_host", "sms_api_url", "sms_account_sid", "sms_from", mode="before")
+    @field_validator("public_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError("must be an http:// or https:// URL without a query")
+        return value
+
+    @field_validator(
+        "smtp_host", "sms_api_url", "sms_account_sid", "sms_from", "public_url", "imap_host", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -112,7 +141,9 @@ def get_settings() -> Settings:
     return Settings()
 
 
-SECRET_FIELDS = frozenset({"smtp_password", "sms_auth_token", "webhook_secret", "api_token", "ui_password"})
+SECRET_FIELDS = frozenset(
+    {"smtp_password", "sms_auth_token", "webhook_secret", "api_token", "ui_password", "imap_password"}
+)
 
 
 def describe_settings(settings: Settings) -> list[dict[str, str]]:

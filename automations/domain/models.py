@@ -126,6 +126,13 @@ class RuleTrigger(StrEnum):
     STEP_FAILED = "step_failed"
     FOLLOWUP_OVERDUE = "followup_overdue"
     INBOUND_EVENT = "inbound_event"
+    # Engagement (SPEC section 11)
+    EMAIL_OPENED = "email_opened"
+    LINK_CLICKED = "link_clicked"
+    REPLIED = "replied"
+    AUTO_REPLIED = "auto_replied"
+    BOUNCED = "bounced"
+    UNSUBSCRIBED = "unsubscribed"
 
 
 class RuleAction(StrEnum):
@@ -163,6 +170,9 @@ class Contact(Base):
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     email_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
     sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A hard bounce: later email steps are skipped until the address is edited.
+    email_bouncing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    email_bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -210,6 +220,9 @@ class AutomationTemplate(Base):
     # {"timezone": "contact" | IANA, "send_window": {...} | None, "holidays": ... | None,
     #  "frequency_cap_exempt": bool}; None: the defaults (see services.planning).
     schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # SPEC section 11: a reply stops the campaign; opens and clicks are tracked.
+    stop_on_reply: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    tracking: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -261,6 +274,8 @@ class AutomationCampaign(Base):
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Copied from the template when the campaign is made from one (same shape).
     schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    stop_on_reply: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    tracking: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -308,6 +323,11 @@ class AutomationStep(StepContent, Base):
     # Why the planned time is not the plain delay: the send window, a holiday, SMS
     # quiet hours, a frequency cap ("outside the send window (Mon–Fri 09:00–17:00)").
     schedule_note: Mapped[str | None] = mapped_column(Text)
+    # The first time the recipient opened, clicked, replied; when it bounced.
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    clicked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     campaign: Mapped[AutomationCampaign] = relationship(back_populates="steps")
     attempt_log: Mapped[list[StepAttempt]] = relationship(
@@ -371,6 +391,55 @@ class ContactDelivery(Base):
     step_id: Mapped[int | None] = mapped_column(ForeignKey("automation_steps.id", ondelete="SET NULL"), unique=True)
 
     __table_args__ = (Index(None, "contact_id", "channel", "sent_at"),)
+
+
+class EngagementEvent(Base):
+    """What a recipient did with a message: opened it, clicked a link, replied,
+    answered automatically, bounced it, unsubscribed (SPEC section 11)."""
+
+    __tablename__ = "engagement_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # open, click, reply, auto_reply, bounce, unsubscribe
+    step_id: Mapped[int | None] = mapped_column(ForeignKey("automation_steps.id", ondelete="SET NULL"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("automation_campaigns.id", ondelete="SET NULL"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    link_index: Mapped[int | None] = mapped_column(Integer)
+    url: Mapped[str | None] = mapped_column(Text)
+    # A mail-privacy proxy or link scanner, not a person: kept out of open rates.
+    machine: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    ip: Mapped[str | None] = mapped_column(String(45))  # only with AUTOMATIONS_TRACK_IP=1
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index(None, "step_id", "kind"),
+        Index(None, "contact_id", "occurred_at"),
+        Index(None, "occurred_at", "kind"),
+    )
+
+
+class InboundMessage(Base):
+    """A message that came in (a reply, an auto-reply, a bounce), processed once:
+    by its fingerprint when posted to the API, by (mailbox, uid) when polled."""
+
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the raw message
+    source: Mapped[str] = mapped_column(String(16))  # api or imap
+    mailbox: Mapped[str | None] = mapped_column(String(300))  # folder and UIDVALIDITY, for IMAP
+    uid: Mapped[int | None] = mapped_column(Integer)
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    classification: Mapped[str | None] = mapped_column(String(16))  # reply, auto_reply, bounce, unmatched
+    step_id: Mapped[int | None] = mapped_column(ForeignKey("automation_steps.id", ondelete="SET NULL"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("automation_campaigns.id", ondelete="SET NULL"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (UniqueConstraint("mailbox", "uid"),)
 
 
 class StepAttempt(Base):

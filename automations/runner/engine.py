@@ -47,6 +47,7 @@ from automations.content.bounded import BoundedRenderer, Field
 from automations.domain.config import Settings
 from automations.domain.db import Database, is_transient
 from automations.domain.timeutil import as_utc, utcnow
+from automations.engagement.tokens import load_tracking_key
 from automations.runner.claims import Claimed, claim_batch, release_claims, renew_claims
 from automations.runner.heartbeat import beat, default_runner_id
 from automations.runner.recording import BACKOFF_BASE, Recorded, Result, record_results
@@ -109,6 +110,8 @@ def _precheck(job: Job) -> Delivery | None:
     if job.message_type == "email":
         if job.email_opt_out:
             return Delivery(SKIPPED, "contact opted out of email")
+        if job.email_bouncing:
+            return Delivery(SKIPPED, "email bounced")
         if not job.email:
             return Delivery(FAILED, "contact has no email address")
     elif job.message_type == "sms":
@@ -208,7 +211,7 @@ class Runner:
         if self._channels is None:
             with self.db.session() as session:
                 secret = get_webhook_secret(session, self.settings)
-            self._channels = build_channels(self.settings, secret)
+            self._channels = build_channels(self.settings, secret, tracking_key=lambda: load_tracking_key(self.db))
         return self._channels
 
     # --- one batch ------------------------------------------------------------

@@ -67,6 +67,7 @@ class _CampaignPlan:
     values: CampaignInput
     steps: list[StepInput]
     schedule: dict[str, Any]  # as stored: the input's, else the template's, else the defaults
+    engagement: dict[str, bool]  # stop_on_reply and tracking, from the template
 
 
 def _valid_id(values: CampaignInput | None, raw: dict[str, Any], field: str, problems: Problems) -> int | None:
@@ -109,10 +110,14 @@ def _check_campaign(
     if problems or values is None:
         return None, problems
     schedule = schedule_json(values.schedule)
-    if values.schedule is None and template_id is not None:
-        template = session.get(AutomationTemplate, template_id)
-        schedule = schedule_json(template.schedule if template is not None else None)
-    return _CampaignPlan(values, steps, schedule), problems
+    template = session.get(AutomationTemplate, template_id) if template_id is not None else None
+    if values.schedule is None and template is not None:
+        schedule = schedule_json(template.schedule)
+    engagement = {
+        "stop_on_reply": template.stop_on_reply if template is not None else True,
+        "tracking": template.tracking if template is not None else True,
+    }
+    return _CampaignPlan(values, steps, schedule, engagement), problems
 
 
 def _insert_campaign(
@@ -127,6 +132,7 @@ def _insert_campaign(
         status=CampaignStatus.ACTIVE.value,
         start_at=start_at,
         schedule=plan.schedule,
+        **plan.engagement,
         created_at=now,
         updated_at=now,
     )

@@ -404,7 +404,7 @@ def _mark_taken(session: Session, rows: list[ImportRow]) -> None:
 
 _CONTACT_COLUMNS = (
     "first_name", "last_name", "email", "phone", "company", "timezone", "custom_fields", "email_opt_out",
-    "sms_opt_out", "created_at", "updated_at",
+    "sms_opt_out", "email_bouncing", "email_bounced_at", "created_at", "updated_at",
 )  # fmt: skip
 _EVENT_COLUMNS = ("contact_id", "kind", "name", "payload", "occurred_at")
 
@@ -424,7 +424,7 @@ def _insert(session: Session, rows: list[ImportRow], now: datetime) -> int:
     contacts = [
         (d["first_name"], d.get("last_name") or "", d.get("email"), d.get("phone"), d.get("company") or "",
          d.get("timezone") or "UTC", dump(d.get("custom_fields") or {}), bool(d.get("email_opt_out")),
-         bool(d.get("sms_opt_out")), when, when)
+         bool(d.get("sms_opt_out")), False, None, when, when)
         for d in valid
     ]  # fmt: skip
     if sqlite:

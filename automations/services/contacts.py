@@ -116,6 +116,9 @@ def update_contact(
     values = _validated(session, {**contact_as_input(contact), **changes}, own_id=contact.id)
     old_tags = set(contact.tags)
     old_custom = dict(contact.custom_fields or {})
+    if values.email != contact.email:  # a new address is mailed again after a hard bounce
+        contact.email_bouncing = False
+        contact.email_bounced_at = None
     for field in TRACKED_FIELDS:
         new = getattr(values, field)
         if getattr(contact, field) != new:

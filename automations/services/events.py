@@ -20,6 +20,12 @@ EVENT_KINDS = (
     "step_failed",
     "followup_overdue",
     "inbound_event",
+    "email_opened",
+    "link_clicked",
+    "replied",
+    "auto_replied",
+    "bounced",
+    "unsubscribed",
 )
 
 

@@ -58,6 +58,12 @@ TRIGGER_LABELS = {
     RuleTrigger.STEP_FAILED.value: "Step failed",
     RuleTrigger.FOLLOWUP_OVERDUE.value: "Follow-up overdue",
     RuleTrigger.INBOUND_EVENT.value: "Inbound event",
+    RuleTrigger.EMAIL_OPENED.value: "Email opened",
+    RuleTrigger.LINK_CLICKED.value: "Link clicked",
+    RuleTrigger.REPLIED.value: "Replied",
+    RuleTrigger.AUTO_REPLIED.value: "Auto-replied (out of office)",
+    RuleTrigger.BOUNCED.value: "Email bounced",
+    RuleTrigger.UNSUBSCRIBED.value: "Unsubscribed",
 }
 ACTION_LABELS = {
     RuleAction.CREATE_FOLLOWUP.value: "Create a follow-up task",
@@ -176,6 +182,9 @@ def _clean_trigger_config(trigger: str, config: dict[str, Any], problems: Proble
     if trigger == RuleTrigger.CAMPAIGN_COMPLETED.value:
         # Optional: only campaigns from this template.
         return {"template_id": integer("template_id", 1, 2**31 - 1)}
+    if trigger == RuleTrigger.LINK_CLICKED.value:
+        # Optional: only links whose address contains this ("pricing").
+        return {"url_contains": text("url_contains", 500)}
     return {}
 
 
@@ -516,6 +525,9 @@ def trigger_matches(rule: FollowUpRule, event: ContactEvent) -> bool:
     if rule.trigger == RuleTrigger.CAMPAIGN_COMPLETED.value:
         wanted_template = config.get("template_id")
         return wanted_template is None or payload.get("template_id") == wanted_template
+    if rule.trigger == RuleTrigger.LINK_CLICKED.value:
+        wanted_url = _text(config.get("url_contains"))
+        return not wanted_url or wanted_url in _text(payload.get("url"))
     return True
 
 
@@ -655,6 +667,16 @@ def describe_rule(rule: FollowUpRule) -> str:
         RuleTrigger.CAMPAIGN_COMPLETED.value: "a campaign completes",
         RuleTrigger.STEP_FAILED.value: "a step fails",
         RuleTrigger.CONTACT_CREATED.value: "a contact is created",
+        RuleTrigger.EMAIL_OPENED.value: "an email is opened",
+        RuleTrigger.LINK_CLICKED.value: (
+            f"a link containing '{config.get('url_contains')}' is clicked"
+            if config.get("url_contains")
+            else "a link is clicked"
+        ),
+        RuleTrigger.REPLIED.value: "the contact replies",
+        RuleTrigger.AUTO_REPLIED.value: "an out-of-office reply arrives",
+        RuleTrigger.BOUNCED.value: "an email bounces",
+        RuleTrigger.UNSUBSCRIBED.value: "the contact unsubscribes",
     }.get(rule.trigger, rule.trigger)
     return f"When {when}: {_describe_action(rule)}"
 

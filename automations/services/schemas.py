@@ -564,6 +564,9 @@ class TemplateInput(Input):
     category: TemplateCategory = TemplateCategory.CUSTOM
     steps: list[StepInput] = Field(min_length=1, max_length=MAX_STEPS)
     schedule: ScheduleInput | None = None
+    # SPEC section 11: a reply stops campaigns made from it; their emails are tracked.
+    stop_on_reply: bool = True
+    tracking: bool = True
 
     @field_validator("description", mode="before")
     @classmethod

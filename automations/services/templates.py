@@ -110,6 +110,8 @@ def create_template(
         category=values.category.value,
         is_system=False,
         schedule=schedule_json(values.schedule),
+        stop_on_reply=values.stop_on_reply,
+        tracking=values.tracking,
     )
     template.steps = step_rows(values.steps, TemplateStep)
     session.add(template)
@@ -133,6 +135,8 @@ def update_template(
         "category": template.category,
         "steps": [step_as_input(step) for step in template.steps],
         "schedule": template.schedule,
+        "stop_on_reply": template.stop_on_reply,
+        "tracking": template.tracking,
         **changes,
     }
     values = _validated(session, merged, allow_private, own_id=template.id)
@@ -140,6 +144,8 @@ def update_template(
     template.description = values.description
     template.category = values.category.value
     template.schedule = schedule_json(values.schedule)
+    template.stop_on_reply = values.stop_on_reply
+    template.tracking = values.tracking
     if "steps" in changes:
         template.steps.clear()
         session.flush()
@@ -180,6 +186,8 @@ def clone_template(session: Session, template_id: int, name: str | None = None) 
             "category": source.category,
             "steps": [step_as_input(step) for step in source.steps],
             "schedule": source.schedule,
+            "stop_on_reply": source.stop_on_reply,
+            "tracking": source.tracking,
         },
         allow_private=True,  # the source's URLs were accepted when it was saved
     )

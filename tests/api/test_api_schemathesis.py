@@ -26,6 +26,16 @@ from tests.conftest import NOW
 
 EXAMPLES_PER_OPERATION = 12
 
+# Raw messages for the inbound endpoint: well-formed ones of each kind, and bytes.
+_HEADERS = st.sampled_from(
+    [
+        b"From: a@example.com\r\nSubject: Re: Hi\r\nIn-Reply-To: <nobody@example.com>\r\n\r\nYes, call me.\r\n",
+        b"From: a@example.com\r\nAuto-Submitted: auto-replied\r\nSubject: Out of office\r\n\r\nBack on 5 May.\r\n",
+        b"From: MAILER-DAEMON@example.com\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\n550 5.1.1\r\n",
+    ]
+)
+schemathesis.openapi.media_type("message/rfc822", st.one_of(_HEADERS, st.binary(max_size=2000)))
+
 CHECKS = [
     core_checks.not_a_server_error,
     openapi_checks.status_code_conformance,
