@@ -36,6 +36,13 @@ def _schedule(url: str, template_id: int) -> dict[str, Any] | None:
         return service.get_template(s, template_id).schedule
 
 
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+def _switches(url: str, template_id: int) -> dict[str, bool]:
+    with get_db().read_session() as s:
+        template = service.get_template(s, template_id)
+        return {"stop_on_reply": template.stop_on_reply, "tracking": template.tracking}
+
+
 def _duration(summary: TemplateSummary) -> str:
     return humanize_delay(summary.duration.days, summary.duration.seconds // 3600)
 
@@ -55,8 +62,32 @@ def _form(prefix: str, values: dict[str, Any], errors: dict[str, str]) -> dict[s
     field_error(errors, "description")
     steps = steps_editor(prefix, errors)
     schedule = schedule_settings(prefix, errors)
+    for field, default in SWITCHES.items():
+        st.session_state.setdefault(f"{prefix}_{field}", values.get(field, default))
+    c1, c2 = st.columns(2)
+    stop_on_reply = c1.checkbox(
+        "Stop the campaign when the contact replies",
+        key=f"{prefix}_stop_on_reply",
+        help="A reply cancels the rest of the campaign and creates a follow-up with the reply's first lines.",
+    )
+    tracking = c2.checkbox(
+        "Track opens and clicks",
+        key=f"{prefix}_tracking",
+        help="With AUTOMATIONS_PUBLIC_URL set, links go through a tracked redirect and an open pixel is added.",
+    )
     other_errors(errors)
-    return {"name": name, "category": category, "description": description, "steps": steps, "schedule": schedule}
+    return {
+        "name": name,
+        "category": category,
+        "description": description,
+        "steps": steps,
+        "schedule": schedule,
+        "stop_on_reply": stop_on_reply,
+        "tracking": tracking,
+    }
+
+
+SWITCHES = {"stop_on_reply": True, "tracking": True}
 
 
 FIELDS = {"name": "name", "category": "category", "desc": "description"}
@@ -68,6 +99,8 @@ def _fill(
     """Put `values`, `steps` and `schedule` in the form of `prefix` (before it is drawn)."""
     for field, default in (("name", ""), ("category", "custom"), ("desc", "")):
         st.session_state[f"{prefix}_{field}"] = values.get(FIELDS[field], default)
+    for field, on in SWITCHES.items():
+        st.session_state[f"{prefix}_{field}"] = values.get(field, on)
     load_steps(prefix, steps)
     load_schedule(prefix, schedule)
 
@@ -80,7 +113,10 @@ def _detail(summary: TemplateSummary) -> None:
         f"used by {summary.campaigns:,} campaigns"
     )
     schedule = _schedule(db_url(), summary.id)
-    st.caption(f":material/schedule: {describe_schedule(schedule)}")
+    switches = _switches(db_url(), summary.id)
+    replies = "a reply stops the campaign" if switches["stop_on_reply"] else "replies do not stop the campaign"
+    tracked = "opens and clicks tracked" if switches["tracking"] else "not tracked"
+    st.caption(f":material/schedule: {describe_schedule(schedule)} · :material/reply: {replies} · {tracked}")
     if summary.description:
         st.write(summary.description)
     steps = _steps(db_url(), summary.id)
@@ -113,7 +149,7 @@ def _detail(summary: TemplateSummary) -> None:
         st.session_state.pop("tpl_edit_errors", None)
         _fill(
             "tpl_edit",
-            {"name": summary.name, "category": summary.category, "description": summary.description},
+            {"name": summary.name, "category": summary.category, "description": summary.description, **switches},
             steps,
             schedule,
         )

@@ -35,6 +35,7 @@ class Job:
     email_opt_out: bool = False
     sms_opt_out: bool = False
     email_bouncing: bool = False  # a hard bounce: no more email until the address is edited
+    track: bool = True  # the campaign tracks opens and clicks
     subject_source: str = ""
     body_source: str = ""
     webhook_url: str | None = None

@@ -134,6 +134,7 @@ def compose_message(
             raise TransientError("the tracking key is not available")
         key = tracking_key
     public_url = settings.public_url
+    track = track and job.track  # the campaign's (its template's) switch
     tracking = Tracking.for_step(public_url, key, job.step_id) if public_url and key and track else None
     try:
         rendered = render_email(job.subject, job.body or "", tracking=tracking)

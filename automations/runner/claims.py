@@ -316,6 +316,7 @@ def _job_rows(session: Session, ids: Sequence[int]) -> list[Any]:
                 P.custom_fields,
                 P.email_opt_out,
                 P.email_bouncing,
+                C.tracking,
                 P.sms_opt_out,
             )
             .join(C, C.id == S.campaign_id)
@@ -371,6 +372,7 @@ def _jobs(session: Session, rows: Sequence[Any], token: str) -> list[Job]:
                 phone=r.phone,
                 email_opt_out=bool(r.email_opt_out),
                 email_bouncing=bool(r.email_bouncing),
+                track=bool(r.tracking),
                 sms_opt_out=bool(r.sms_opt_out),
                 subject_source=r.subject or "",
                 body_source=r.body or "",

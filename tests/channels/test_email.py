@@ -19,7 +19,7 @@ from automations.channels.base import Job
 from automations.channels.email import build_message, email_channel
 from automations.domain.config import Settings
 from automations.domain.db import Database
-from automations.domain.models import AppSetting, Contact
+from automations.domain.models import AppSetting, AutomationCampaign, Contact
 from automations.engagement.tokens import TokenData, read_token, step_from_reply_address
 from automations.runner.engine import Runner
 from tests.channels.support import (
@@ -351,6 +351,25 @@ def test_a_long_unsubscribe_url_is_never_encoded() -> None:
     raw = bytes(build_message(settings, job(), tracking_key="k" * 43))
     [line] = [line for line in raw.split(b"\n") if line.startswith(b"List-Unsubscribe:")]
     assert b"=?" not in line and line.rstrip().endswith(b">") and long_url.encode() in line
+
+
+def test_a_campaign_that_does_not_track_sends_its_links_as_they_are(sqlite_db: Database, tmp_path: Path) -> None:
+    contact = add_contact(sqlite_db, NOW, first_name="Lin")
+    campaign_id = add_campaign(sqlite_db, contact, [LINKED], start_at=NOW, now=NOW)
+    with sqlite_db.session() as session:
+        campaign = session.get(AutomationCampaign, campaign_id)
+        assert campaign is not None
+        campaign.tracking = False  # as copied from a template with tracking off
+    settings = Settings(_env_file=None, outbox_dir=tmp_path / "box", public_url=PUBLIC, database_url=sqlite_db.url)
+    runner = Runner(sqlite_db, settings)
+    runner.tick(NOW)
+    runner.close()
+    [path] = (tmp_path / "box" / "email").glob("*.eml")
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    _, html = parts(message)
+    assert "/t/c/" not in html and "/t/o/" not in html and 'href="https://example.com/plan?id=7"' in html
+    assert str(message["List-Unsubscribe"]).startswith(f"<{PUBLIC}/t/u/")
 
 
 def test_tracking_can_be_turned_off_but_unsubscribe_stays_one_click() -> None:
