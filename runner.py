@@ -67,6 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         concurrency=args.concurrency,
         lease_seconds=args.lease,
     )
+    if settings.imap_host:
+        logging.getLogger("automations.runner").info(
+            "polling the IMAP folder %r of %s at %s every %ss",
+            settings.imap_folder,
+            settings.imap_username,
+            settings.imap_host,
+            settings.imap_interval,
+        )
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         log = logging.getLogger("automations.runner")

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     imap_password: SecretStr | None = None
     imap_folder: str = "INBOX"
     imap_ssl: bool = True
+    imap_interval: float = Field(default=30.0, ge=0, le=86400)  # seconds between the runner's polls
 
     sms_api_url: str | None = None
     sms_account_sid: str | None = None

@@ -50,6 +50,7 @@ from automations.domain.timeutil import as_utc, utcnow
 from automations.engagement.tokens import load_tracking_key
 from automations.runner.claims import Claimed, claim_batch, release_claims, renew_claims
 from automations.runner.heartbeat import beat, default_runner_id
+from automations.runner.mailbox import MailboxPoller, MailboxUnavailable
 from automations.runner.recording import BACKOFF_BASE, Recorded, Result, record_results
 from automations.runner.rules import process_all_rules
 
@@ -199,6 +200,12 @@ class Runner:
                 lambda now: process_all_rules(db, now=now or self.clock(), runner_id=self.runner_id, batch=batch_size),
             ),
         ]
+        self.mailbox: MailboxPoller | None = None
+        if self.settings.imap_host:  # SPEC section 11: replies, auto-replies and bounces
+            self.mailbox = MailboxPoller(
+                db, self.settings, runner_id=self.runner_id, lease=self.lease, should_stop=self._stop.is_set
+            )
+            self.tick_jobs.append(("mailbox", self.mailbox.poll_if_due))
         self._unreported = 0  # steps executed since the last heartbeat
         self._last_beat = time.monotonic()
         self._trouble: str | None = None  # why recording is stalled, for the heartbeat
@@ -493,6 +500,9 @@ class Runner:
                 outcome = job(when)
                 if isinstance(outcome, TickSummary):
                     summary.merge(outcome)
+            except MailboxUnavailable as exc:  # a clear reason, no traceback at every poll
+                log.error("tick job %s failed: %s", name, exc)
+                summary.errors.append(f"{name}: {exc}")
             except Exception as exc:  # one failing job must not stop the runner
                 log.exception("tick job %s failed", name)
                 summary.errors.append(f"{name}: {type(exc).__name__}: {exc}")

@@ -50,6 +50,10 @@ AUTO_REPLY_HOLD = timedelta(days=3)  # when an out-of-office reply states no ret
 EVENT_KINDS = {REPLY: "replied", AUTO_REPLY: "auto_replied", BOUNCE: "bounced"}
 
 
+class ClaimLost(Exception):
+    """The (mailbox, uid) row a poller claimed was taken over by another runner."""
+
+
 @dataclass(frozen=True)
 class InboundResult:
     classification: str  # reply, auto_reply, bounce, or unmatched (no step of ours)
@@ -88,30 +92,45 @@ def process_inbound(
     mailbox: str | None = None,
     uid: int | None = None,
     now: datetime | None = None,
+    claim: str | None = None,
 ) -> InboundResult:
     """Classify `raw`, match it to its step and apply its effect, once: the same
-    message again (by content, or by mailbox and UID) is answered as before."""
+    message again (by content, or by mailbox and UID) is answered as before.
+
+    `claim` is for a poller that recorded (mailbox, uid) before fetching the
+    message (`automations.runner.mailbox`): the placeholder fingerprint of that
+    row, which is completed instead of a new one added; `ClaimLost` when the row
+    is no longer that claim (another runner took it over)."""
     now = as_utc(now or utcnow())
     print_ = fingerprint(raw)
+    claimed = None
+    if mailbox is not None and uid is not None:
+        claimed = session.scalar(
+            select(InboundMessage).where(InboundMessage.mailbox == mailbox, InboundMessage.uid == uid).with_for_update()
+        )
+        if claimed is not None and (claim is None or claimed.processed_at is not None):
+            return InboundResult(claimed.classification or UNMATCHED, claimed.step_id, claimed.campaign_id, True)
+        if claimed is not None and claimed.fingerprint != claim:
+            raise ClaimLost(f"{mailbox} UID {uid} is claimed by another runner")
     earlier = session.scalar(select(InboundMessage).where(InboundMessage.fingerprint == print_))
     if earlier is not None:
+        if claimed is not None:  # the same message twice in the mailbox: this copy is done too
+            claimed.processed_at = now
+            claimed.classification = earlier.classification
+            claimed.detail = {"duplicate_of": earlier.id}
         return InboundResult(earlier.classification or UNMATCHED, earlier.step_id, earlier.campaign_id, True)
     message = parse_message(raw)
     found = classify(message)
     step = find_step(session, match_keys(message), message.reply_tokens)
-    row = InboundMessage(
-        fingerprint=print_,
-        source=source,
-        mailbox=mailbox,
-        uid=uid,
-        message_id=(message.message_id or "")[:998] or None,
-        received_at=now,
-        processed_at=now,
-        classification=found.kind if step is not None else UNMATCHED,
-        step_id=step.id if step is not None else None,
-        campaign_id=step.campaign_id if step is not None else None,
-        detail=_detail(found, message.subject),
-    )
+    row = claimed or InboundMessage(mailbox=mailbox, uid=uid, received_at=now)
+    row.fingerprint = print_
+    row.source = source
+    row.message_id = (message.message_id or "")[:998] or None
+    row.processed_at = now
+    row.classification = found.kind if step is not None else UNMATCHED
+    row.step_id = step.id if step is not None else None
+    row.campaign_id = step.campaign_id if step is not None else None
+    row.detail = _detail(found, message.subject)
     session.add(row)
     session.flush()  # the unique fingerprint: a concurrent copy fails here, before any effect
     if step is None:
@@ -201,6 +220,7 @@ def hold_campaign(session: Session, campaign: AutomationCampaign, until: datetim
 __all__ = [
     "AUTO_REPLY_HOLD",
     "UNMATCHED",
+    "ClaimLost",
     "InboundResult",
     "apply_effect",
     "find_step",
