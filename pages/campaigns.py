@@ -1,7 +1,8 @@
 """Campaigns: the filtered, paginated list with progress, and one campaign's detail
 with its schedule and actions (pause, resume, cancel, delete, duplicate, save as
 template, edit). Each step shows its planned time in the contact's clock and the
-team's, and why it moved."""
+team's, why it moved, and when its email was opened, clicked, replied to or
+bounced; every engagement is listed with its time."""
 
 from __future__ import annotations
 
@@ -269,6 +270,10 @@ def _progress(campaign_id: int) -> None:
             executed=lambda s: fmt(s.executed_at),
             attempts="attempts",
             last_error=lambda s: s.last_error or "",
+            opened=lambda s: fmt(s.opened_at),
+            clicked=lambda s: fmt(s.clicked_at),
+            replied=lambda s: fmt(s.replied_at),
+            bounced=lambda s: fmt(s.bounced_at),
         ),
         hide_index=True,
         width="stretch",
@@ -286,8 +291,11 @@ def _progress(campaign_id: int) -> None:
                 "or a frequency cap",
             ),
             "last error": st.column_config.TextColumn(),
+            "opened": st.column_config.TextColumn(help="When the recipient first opened the email (not a machine)"),
+            "bounced": st.column_config.TextColumn(help="When the email bounced hard"),
         },
     )
+    _engagement(detail)
     st.markdown("**Content, personalised for the contact**")
     for step in detail.steps:
         with st.expander(f"{step.position + 1}. {step.name} · {type_label(step.message_type)} · {step.status}"):
@@ -307,6 +315,25 @@ def _progress(campaign_id: int) -> None:
                 if step.subject:
                     st.markdown(f"**{'Title' if step.message_type == 'task' else 'Subject'}:** {step.subject}")
                 st.text(step.body)
+
+
+def _engagement(detail: CampaignDetail) -> None:
+    """What the recipient did with the campaign's emails, the latest first."""
+    if not detail.engagement:
+        return
+    st.markdown("**What the recipient did**")
+    st.dataframe(
+        rows(
+            detail.engagement,
+            when=lambda e: fmt(e.when),
+            engagement="label",
+            what="what",
+            step=lambda e: e.step_name or "—",
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={"what": st.column_config.TextColumn(width="large")},
+    )
 
 
 def _detail_view(campaign_id: int) -> None:

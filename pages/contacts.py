@@ -1,4 +1,6 @@
-"""Contacts: search, add, edit, delete, tags, opt-outs, CSV import, and a timeline."""
+"""Contacts: search, add, edit, delete, tags, opt-outs, CSV import, and a timeline
+(steps, follow-ups, and what the contact did with the emails: opened, clicked,
+replied, auto-replied, bounced, unsubscribed)."""
 
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ from ui.tables import clickable_table, page_controls, page_download, page_of, re
 
 TABLE = "ct_list"
 TIMELINE_SECONDS = 1  # a campaign a rule starts shows on the timeline a moment after the runner starts it
+# How each kind of timeline entry is named (engagement: the contact opened, clicked, replied...).
+TIMELINE_KINDS = {"step": "campaign step", "follow-up": "follow-up", "engagement": "engagement"}
 
 
 def _as_row(contact: Any) -> dict[str, Any]:
@@ -121,7 +125,7 @@ def _timeline_view(contact_id: int) -> None:
         rows(
             entries,
             when=lambda e: fmt(e.when),
-            kind=lambda e: "campaign step" if e.kind == "step" else e.kind,
+            kind=lambda e: TIMELINE_KINDS.get(e.kind, e.kind),
             what="what",
             type=lambda e: type_label(e.message_type),
             status=lambda e: status_label(e.status),
@@ -129,6 +133,7 @@ def _timeline_view(contact_id: int) -> None:
         ),
         hide_index=True,
         width="stretch",
+        column_config={"what": st.column_config.TextColumn(width="large")},
     )
 
 

@@ -1,4 +1,5 @@
-"""Statistics: how campaigns perform over a date range, with charts and the CSV exports."""
+"""Statistics: how campaigns perform over a date range, with charts, the email
+engagement funnel and link clicks, and the CSV exports."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ import streamlit as st
 
 from automations.domain.timeutil import utcnow
 from automations.reports.calendar import local_midnight
+from automations.reports.engagement import (
+    FunnelRow,
+    LinkClicks,
+    email_funnel,
+    email_funnel_by_step,
+    funnel_total,
+    link_clicks,
+)
 from automations.reports.exports import (
     EXPORT_KINDS,
     ExportFilter,
@@ -19,7 +28,7 @@ from automations.reports.exports import (
 )
 from automations.reports.stats import ChartSeries, StatsFilter, lag_spread, statistics_page
 from automations.services.templates import list_templates
-from ui.common import LIST_TTL, db_url, get_db, now_minute, page_title, settings, type_label
+from ui.common import LIST_TTL, db_url, get_db, now_minute, page_title, rows, settings, type_label
 
 TYPE_COLOURS = {"email": "#2563eb", "sms": "#16a34a", "task": "#d97706", "webhook": "#7c3aed"}
 OUTCOME_COLOURS = {"success": "#16a34a", "failure": "#dc2626", "skipped": "#9ca3af"}
@@ -53,6 +62,18 @@ def _figures_and_charts(
         lag = figures["lag_seconds"]
         figures["lag_seconds"] = {**lag, **lag_spread(s, filters, lag["executed"])}
         return figures, charts
+
+
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+def _engagement_figures(
+    url: str, filters: StatsFilter, machine_opens: bool
+) -> tuple[list[FunnelRow], list[FunnelRow], list[LinkClicks]]:
+    with get_db().read_session() as s:
+        return (
+            email_funnel(s, filters, machine_opens=machine_opens),
+            email_funnel_by_step(s, filters, machine_opens=machine_opens),
+            link_clicks(s, filters),
+        )
 
 
 def _filters() -> StatsFilter:
@@ -354,6 +375,96 @@ def _charts_section(charts: ChartSeries) -> None:
         st.caption("No campaign from a template started in this range.")
 
 
+NO_TEMPLATE = "No template (own steps)"
+FUNNEL_STAGES = ("Sent", "Delivered", "Opened", "Clicked", "Replied")
+
+
+def _funnel_table(funnel: list[FunnelRow], **first: Any) -> Any:
+    """The funnel rows as a table, each rate with what it is of ("12 of 40 delivered, 30%")."""
+    return rows(
+        funnel,
+        **first,
+        sent="sent",
+        delivered="delivered",
+        opened=lambda r: r.rates()["opened"].text,
+        clicked=lambda r: r.rates()["clicked"].text,
+        click_to_open=lambda r: r.rates()["click_to_open"].text,
+        replied=lambda r: r.rates()["replied"].text,
+        bounced=lambda r: r.rates()["bounced"].text,
+        unsubscribed=lambda r: r.rates()["unsubscribed"].text,
+    )
+
+
+def _engagement(filters: StatsFilter) -> None:
+    """What the recipients of the range's emails did, per template and per step, and
+    the clicks on each link."""
+    st.subheader("Email engagement")
+    machine = st.toggle(
+        "Count machine opens",
+        key="st_machine_opens",
+        help="Mail-privacy proxies (such as Apple Mail's) and link scanners fetch the open pixel without "
+        "anyone reading: their opens are left out unless this is on.",
+    )
+    funnel, by_step, links = _engagement_figures(db_url(), filters, machine)
+    st.caption(
+        "The emails sent in this range and what their recipients did since. Delivered: sent minus hard bounces; "
+        "opened, clicked, replied and unsubscribed are rates of the delivered emails, bounced of those sent."
+        + ("" if machine else " Opens by mail-privacy proxies and link scanners are left out.")
+    )
+    if not funnel:
+        st.caption("No email was sent in this range.")
+        return
+    total = funnel_total(funnel)
+    left, right = st.columns([3, 2])
+    with left:
+        st.dataframe(
+            _funnel_table(funnel, template=lambda r: r.template_name or NO_TEMPLATE),
+            hide_index=True,
+            width="stretch",
+        )
+        with st.expander("By step"):
+            st.dataframe(
+                _funnel_table(
+                    by_step,
+                    template=lambda r: r.template_name or NO_TEMPLATE,
+                    step=lambda r: f"{r.number}. {r.step}",
+                ),
+                hide_index=True,
+                width="stretch",
+            )
+    with right:
+        counts = [total.sent, total.delivered, total.opened, total.clicked, total.replied]
+        figure = go.Figure(
+            go.Funnel(
+                y=list(FUNNEL_STAGES),
+                x=counts,
+                textinfo="value+percent initial",
+                marker={"color": ["#93c5fd", "#60a5fa", "#2563eb", "#1d4ed8", "#16a34a"]},
+            )
+        )
+        figure.update_layout(height=300, margin={"t": 10, "l": 10, "r": 10})
+        st.plotly_chart(figure, key="st_engagement_chart")
+    st.markdown("**Clicks per link**")
+    if links:
+        st.dataframe(
+            rows(
+                links,
+                template=lambda r: r.template_name or NO_TEMPLATE,
+                url="url",
+                clicks="clicks",
+                recipients="recipients",
+            ),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "url": st.column_config.LinkColumn(width="large"),
+                "recipients": st.column_config.NumberColumn(help="Distinct contacts who clicked the link"),
+            },
+        )
+    else:
+        st.caption("No link was clicked in the emails of this range.")
+
+
 def _exports(filters: StatsFilter) -> None:
     st.subheader("Exports")
     st.caption(
@@ -389,4 +500,5 @@ if stats["steps_total"] == 0 and stats["campaigns_total"] == 0:
     st.info("No campaign activity in this range. Widen the dates, or start a campaign on **New Campaign**.")
 _kpis(stats)
 _charts_section(charts)
+_engagement(filters)
 _exports(filters)

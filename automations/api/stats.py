@@ -1,6 +1,6 @@
 """/api/automation/stats/: counts by campaign status, by step status and message type,
-success rate, scheduling lag, pending and overdue follow-ups, and the steps moved by
-their schedule (all counted in SQL)."""
+success rate, scheduling lag, pending and overdue follow-ups, the steps moved by
+their schedule and the email funnel per template (all counted in SQL)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from automations.api.schemas import MAX_ID, Timestamp
 from automations.domain.errors import ValidationError
 from automations.domain.models import MessageType
 from automations.reports import stats
+from automations.reports.engagement import email_funnel
 from automations.reports.stats import StatsFilter
 
 router = APIRouter(prefix="/api/automation/stats", tags=["stats"])
@@ -38,6 +39,19 @@ class MovedOut(BaseModel):
     frequency_cap: int = Field(description="Steps planned in the range that a frequency cap deferred.")
 
 
+class FunnelOut(BaseModel):
+    template_id: int | None = Field(description="The template; null for campaigns not made from one.")
+    template_name: str | None = Field(description="Its name; null for campaigns not made from a template.")
+    sent: int = Field(description="Emails of the template's campaigns sent in the range.")
+    opened: int = Field(
+        description="Of those, the emails opened (by a person; machine opens only with machine_opens=true)."
+    )
+    clicked: int = Field(description="Of those, the emails with a clicked link.")
+    replied: int = Field(description="Of those, the emails replied to.")
+    bounced: int = Field(description="Of those, the emails that bounced hard (delivered = sent - bounced).")
+    unsubscribed: int = Field(description="Of those, the emails the contact unsubscribed from.")
+
+
 class StatsOut(BaseModel):
     generated_at: Timestamp = Field(description="When the figures were counted.")
     campaigns_by_status: dict[str, int] = Field(description="active, paused, completed, canceled.")
@@ -56,6 +70,10 @@ class StatsOut(BaseModel):
         description="Steps planned (scheduled_at) in the range whose time moved, by reason (a step moved "
         "for two reasons counts under both)."
     )
+    funnel: list[FunnelOut] = Field(
+        description="Per template, what the recipients of the emails sent in the range did (whenever they did "
+        "it); distinct from the statistics page's per-step template_funnel."
+    )
 
 
 @router.get("/", response_model=StatsOut, summary="Key figures")
@@ -71,6 +89,9 @@ def automation_stats(
         int | None, Query(ge=1, le=MAX_ID, description="Only campaigns made from this template.")
     ] = None,
     message_type: Annotated[MessageType | None, Query(description="Only steps of this channel.")] = None,
+    machine_opens: Annotated[
+        bool, Query(description="Count in the funnel the opens of mail-privacy proxies and link scanners.")
+    ] = False,
 ) -> StatsOut:
     """A step counts at its execution time, or its planned time while it has not run;
     a campaign at its start."""
@@ -86,4 +107,5 @@ def automation_stats(
     )
     with context.db.read_session() as session:
         figures = stats.automation_stats(session, context.now(), filters)
+        figures["funnel"] = [row.as_api() for row in email_funnel(session, filters, machine_opens=machine_opens)]
     return StatsOut.model_validate(figures)

@@ -1,4 +1,5 @@
-"""CSV exports: `contacts`, `campaigns`, `steps`, `calendar`, `follow-ups`, `stats`.
+"""CSV exports: `contacts`, `campaigns`, `steps`, `calendar`, `follow-ups`, `stats`,
+`engagement` (one row per engagement event: an open, a click, a reply, ...).
 
 Every file is UTF-8 with a header row and the columns listed in `COLUMNS` (a
 stable contract: new columns are only ever added at the end). Times are ISO 8601
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import IO, Any
 
-from sqlalchemy import and_, case, exists, func, literal, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, select
 from sqlalchemy.orm import Session
 
 from automations.domain.config import get_settings
@@ -37,6 +38,7 @@ from automations.domain.models import (
     AutomationTemplate,
     Contact,
     ContactTag,
+    EngagementEvent,
     ScheduledFollowUp,
 )
 from automations.domain.timeutil import as_utc, utcnow
@@ -49,7 +51,7 @@ from automations.reports.calendar import (
 )
 from automations.reports.stats import StatsFilter, automation_stats, stats_rows
 
-EXPORT_KINDS = ("contacts", "campaigns", "steps", "calendar", "follow-ups", "stats")
+EXPORT_KINDS = ("contacts", "campaigns", "steps", "calendar", "follow-ups", "stats", "engagement")
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "contacts": (
@@ -127,6 +129,21 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "created_at",
     ),
     "stats": ("section", "key", "value"),
+    "engagement": (
+        "occurred_at",
+        "kind",
+        "contact",
+        "email",
+        "campaign",
+        "template",
+        "step",
+        "url",
+        "machine",
+        "contact_id",
+        "campaign_id",
+        "step_id",
+        "detail",
+    ),
 }
 
 CHUNK_ROWS = 5_000
@@ -140,7 +157,7 @@ class ExportFilter:
     `start`/`end` select by time, end excluded: contacts and campaigns by creation
     and start time, steps and the calendar by the step's time (its execution, or
     its planned time while it has not run), follow-ups by due time, stats as on
-    the statistics page.
+    the statistics page, engagement events by when they happened.
     """
 
     start: datetime | None = None
@@ -448,12 +465,56 @@ def _stats(session: Session, f: ExportFilter, tz: tzinfo, now: datetime) -> Iter
     yield from stats_rows(stats)
 
 
+def _engagement(session: Session, f: ExportFilter, tz: tzinfo) -> Iterator[Iterable[Any]]:
+    """Every engagement event, in time order (by the (occurred_at, kind) index)."""
+    conditions: list[ColumnElement[bool]] = []
+    if types := as_list(f.message_type):
+        # By the step answered: emails, or the SMS a "STOP" answered.
+        conditions.append(AutomationStep.message_type.in_(types))
+    if window := _range(f):
+        conditions += [EngagementEvent.occurred_at >= window[0], EngagementEvent.occurred_at < window[1]]
+    if f.contact_id:
+        conditions.append(EngagementEvent.contact_id == f.contact_id)
+    if f.campaign_id:
+        conditions.append(EngagementEvent.campaign_id == f.campaign_id)
+    if f.template_id:
+        conditions.append(AutomationCampaign.template_id == f.template_id)
+    query = (
+        select(
+            EngagementEvent.occurred_at,
+            EngagementEvent.kind,
+            Contact.first_name,
+            Contact.last_name,
+            Contact.email,
+            AutomationCampaign.name,
+            AutomationTemplate.name,
+            AutomationStep.name,
+            EngagementEvent.url,
+            EngagementEvent.machine,
+            EngagementEvent.contact_id,
+            EngagementEvent.campaign_id,
+            EngagementEvent.step_id,
+            EngagementEvent.detail,
+        )
+        .select_from(EngagementEvent)
+        .outerjoin(Contact, Contact.id == EngagementEvent.contact_id)
+        .outerjoin(AutomationCampaign, AutomationCampaign.id == EngagementEvent.campaign_id)
+        .outerjoin(AutomationTemplate, AutomationTemplate.id == AutomationCampaign.template_id)
+        .outerjoin(AutomationStep, AutomationStep.id == EngagementEvent.step_id)
+        .where(*conditions)
+        .order_by(EngagementEvent.occurred_at, EngagementEvent.id)
+    )
+    for when, kind, first, last, email, *rest in _stream(session, query):
+        yield (when, kind, f"{first or ''} {last or ''}".strip(), email, *rest)
+
+
 _SOURCES = {
     "contacts": _contacts,
     "campaigns": _campaigns,
     "steps": _steps,
     "calendar": _calendar,
     "follow-ups": _followups,
+    "engagement": _engagement,
 }
 
 

@@ -1,10 +1,11 @@
 """What the dashboard shows about one campaign (every step, rendered, with its
-schedule) and about one contact (their steps and follow-ups in time order)."""
+schedule and what the recipient did with it) and about one contact (their steps,
+follow-ups and engagement in time order)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from automations.domain.models import (
     ScheduledFollowUp,
 )
 from automations.domain.schedule import DAY_NAMES
+from automations.reports.engagement import EngagementEntry, campaign_engagement, contact_engagement
 from automations.services.campaigns import get_campaign, render_step
 from automations.services.contacts import get_contact
 from automations.services.planning import zone_name
@@ -42,6 +44,11 @@ class StepDetail:
     webhook_url: str | None
     # Why the planned time is not the plain delay (window, holiday, quiet hours, cap).
     schedule_note: str | None = None
+    # The first time the recipient opened, clicked, replied; when it hard-bounced.
+    opened_at: datetime | None = None
+    clicked_at: datetime | None = None
+    replied_at: datetime | None = None
+    bounced_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,8 @@ class CampaignDetail:
     # schedule in words ("Contact's time zone (America/New_York) · Mon–Fri 09:00–17:00").
     zone: str = "UTC"
     schedule_text: str = ""
+    # What the recipient did with the campaign's emails, the latest first.
+    engagement: list[EngagementEntry] = field(default_factory=list)
 
     @property
     def progress(self) -> tuple[int, int]:
@@ -99,6 +108,10 @@ def campaign_detail(session: Session, campaign_id: int) -> CampaignDetail:
                 body=body,
                 webhook_url=step.webhook_url,
                 schedule_note=step.schedule_note,
+                opened_at=step.opened_at,
+                clicked_at=step.clicked_at,
+                replied_at=step.replied_at,
+                bounced_at=step.bounced_at,
             )
         )
     contact_timezone = campaign.contact.timezone
@@ -114,6 +127,7 @@ def campaign_detail(session: Session, campaign_id: int) -> CampaignDetail:
         pending_steps=[step_as_input(s) for s in campaign.steps if s.status == "pending"],
         zone=zone_name(campaign.schedule, contact_timezone),
         schedule_text=schedule_summary(campaign.schedule, contact_timezone),
+        engagement=campaign_engagement(session, campaign.id),
     )
 
 
@@ -155,7 +169,7 @@ def schedule_summary(schedule: Mapping[str, Any] | None, contact_timezone: str |
 @dataclass(frozen=True)
 class TimelineEntry:
     when: datetime
-    kind: str  # "step" or "follow-up"
+    kind: str  # "step", "follow-up" or "engagement"
     what: str
     message_type: str
     status: str
@@ -164,7 +178,8 @@ class TimelineEntry:
 
 
 def contact_timeline(session: Session, contact_id: int, limit: int = 200) -> list[TimelineEntry]:
-    """A contact's campaign steps and follow-ups, most recent first."""
+    """A contact's campaign steps, follow-ups and engagement (opened, clicked with the
+    URL, replied with its first lines, ...: `status` says which), most recent first."""
     get_contact(session, contact_id)
     steps = session.execute(
         select(AutomationStep, AutomationCampaign.name)
@@ -202,6 +217,18 @@ def contact_timeline(session: Session, contact_id: int, limit: int = 200) -> lis
             campaign_name=name,
         )
         for f, name in followups
+    ]
+    entries += [
+        TimelineEntry(
+            when=e.when,
+            kind="engagement",
+            what=e.what,
+            message_type=e.channel,
+            status=e.label,
+            campaign_id=e.campaign_id,
+            campaign_name=e.campaign_name,
+        )
+        for e in contact_engagement(session, contact_id, limit)
     ]
     entries.sort(key=lambda e: e.when, reverse=True)
     return entries[:limit]

@@ -48,7 +48,7 @@ def test_figures_filters_charts_and_exports(app_db: Database, open_page) -> None
     assert shown["p95 lag"] == "10.0 min" and shown["Pending follow-ups"] == "2"
     assert shown[ACTIVE] == "1" and shown["Canceled"] == "1"
     charts = at.get("plotly_chart")
-    assert len(charts) == 5
+    assert len(charts) == 6  # the five charts and the email engagement funnel
     buttons = at.get("download_button")
     assert len(buttons) == len(EXPORT_KINDS)
 
