@@ -141,8 +141,19 @@ def _rule_form(key: str, current: dict[str, Any], templates: dict[int, str]) -> 
             )
             or None
         )
+    elif data["trigger"] == RuleTrigger.LINK_CLICKED.value:
+        config["url_contains"] = st.text_input(
+            "Link contains",
+            value=trigger_config.get("url_contains") or "",
+            key=f"{key}_url_contains",
+            max_chars=500,
+            placeholder="pricing",
+            help="Only clicks on links whose address contains this text (any case). Empty: any link.",
+        )
     data["trigger_config"] = config
-    field_error(errors, *[f"trigger_config.{k}" for k in ("tag", "field", "value", "event", "days_overdue")])
+    field_error(
+        errors, *[f"trigger_config.{k}" for k in ("tag", "field", "value", "event", "days_overdue", "url_contains")]
+    )
     data["stop_other_campaigns"] = (
         st.checkbox(
             "Stop the contact's other active campaigns (inbound events only)",

@@ -6,25 +6,90 @@ Tokens are signed (`engagement.tokens`): a tampered or unknown token is a 404,
 and a click only ever redirects to a link the step's message carried (kept in
 the step's result when it was sent), so this is never an open redirect.
 Opens from mail-privacy proxies and link scanners are recorded as `machine`.
+
+Opens and clicks answer from memory: the token is checked on each request (CPU
+only), the step comes from a small cache, and the hit is queued for the
+`HitWriter`, which writes hits in batches (`engagement.hits`). The router's
+lifespan starts the writer with the application and writes what is queued when
+it stops. An opt-out is written at once, in the request.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from html import escape
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from automations.api.deps import ApiContext, Context
+from automations.domain.db import Database
 from automations.domain.models import AutomationStep, EngagementEvent
-from automations.engagement.tokens import CLICK, OPEN, UNSUBSCRIBE, TokenData, get_tracking_key, read_token
+from automations.engagement.hits import CLICK_KIND, OPEN_KIND, Hit, HitWriter, StepCache, StepInfo, write_hits
+from automations.engagement.tokens import CLICK, OPEN, UNSUBSCRIBE, TokenData, load_tracking_key, read_token
 from automations.services.events import record_event
 
-router = APIRouter(prefix="/t", include_in_schema=False)
+
+class Tracking:
+    """One application's tracking state: the signing key, the step cache and the hit writer."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.steps = StepCache(db)
+        self.writer = HitWriter(db)
+        self._key: str | None = None
+
+    async def key(self) -> str:
+        if self._key is None:
+            self._key = await run_in_threadpool(load_tracking_key, self.db)
+        return self._key
+
+    async def step(self, step_id: int) -> StepInfo | None:
+        return self.steps.cached(step_id) or await run_in_threadpool(self.steps.load, step_id)
+
+    async def record(self, hit: Hit) -> None:
+        """Queue the hit; without a running writer (an app whose lifespan did not run), write it now."""
+        if self.writer.running:
+            self.writer.add(hit)
+        else:
+            await run_in_threadpool(self._write_now, hit)
+
+    def _write_now(self, hit: Hit) -> None:
+        with self.db.session() as session:
+            write_hits(session, [hit])
+
+
+def tracking_of(app: FastAPI) -> Tracking:
+    """The application's tracking state (made on first use when the lifespan did not run)."""
+    state = getattr(app.state, "tracking", None)
+    if state is None:
+        context: ApiContext = app.state.context
+        state = app.state.tracking = Tracking(context.db)
+    return state
+
+
+def flush_tracking(app: FastAPI) -> int:
+    """Write the queued opens and clicks now (tests, and anyone who must see them at once)."""
+    return tracking_of(app).writer.flush()
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    tracking = tracking_of(app)
+    tracking.writer.start()
+    try:
+        yield
+    finally:
+        # A clean stop writes every queued hit.
+        await run_in_threadpool(tracking.writer.close)
+
+
+router = APIRouter(prefix="/t", include_in_schema=False, lifespan=_lifespan)
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 # User agents of mail-privacy proxies and link scanners: not a person reading.
@@ -45,15 +110,6 @@ MACHINE_DELAY = timedelta(seconds=10)
 NOT_FOUND = Response("This link is not valid.", status_code=404, media_type="text/plain")
 
 
-def _key(context: ApiContext) -> str:
-    cached = getattr(context, "_tracking_key", None)
-    if cached is None:
-        with context.db.session() as session:
-            cached = get_tracking_key(session)
-        object.__setattr__(context, "_tracking_key", cached)
-    return str(cached)
-
-
 def _is_machine(user_agent: str, sent_at: datetime | None, now: datetime) -> bool:
     agent = user_agent.lower()
     if any(marker in agent for marker in MACHINE_AGENTS):
@@ -61,90 +117,92 @@ def _is_machine(user_agent: str, sent_at: datetime | None, now: datetime) -> boo
     return sent_at is not None and now - sent_at < MACHINE_DELAY
 
 
-def _record(
-    session: Session, context: ApiContext, request: Request, step: AutomationStep, kind: str, **extra: object
-) -> bool:
-    """One engagement event for `step`; returns whether a person (not a machine) did it."""
-    now = context.now()
-    agent = (request.headers.get("user-agent") or "")[:300]
-    machine = kind == "open" and _is_machine(agent, step.executed_at, now)
-    campaign = step.campaign
-    session.add(
-        EngagementEvent(
-            kind=kind,
-            step_id=step.id,
-            campaign_id=campaign.id,
-            contact_id=campaign.contact_id,
-            occurred_at=now,
-            machine=machine,
-            user_agent=agent or None,
-            ip=(request.client.host if request.client else None) if context.settings.track_ip else None,
-            link_index=extra.get("link_index"),
-            url=extra.get("url"),
-        )
-    )
-    return not machine
+def _agent(request: Request) -> str:
+    return (request.headers.get("user-agent") or "")[:300]
 
 
-def _step(session: Session, data: TokenData | None, kind: str) -> AutomationStep | None:
+def _ip(request: Request, context: ApiContext) -> str | None:
+    if not context.settings.track_ip or request.client is None:
+        return None
+    return request.client.host
+
+
+async def _sent_step(request: Request, token: str, kind: str) -> tuple[TokenData, StepInfo] | None:
+    tracking = tracking_of(request.app)
+    data = read_token(await tracking.key(), token)
     if data is None or data.kind != kind:
         return None
-    return session.get(AutomationStep, data.step_id)
+    step = await tracking.step(data.step_id)
+    return None if step is None else (data, step)
+
+
+def _context(request: Request) -> ApiContext:
+    # Not the `Context` dependency: a plain function dependency runs in the thread
+    # pool, a hop these two hot routes do without.
+    context: ApiContext = request.app.state.context
+    return context
 
 
 @router.get("/o/{token}")
-async def open_pixel(token: str, request: Request, context: Context) -> Response:
-    data = read_token(await run_in_threadpool(_key, context), token)
-
-    def record() -> bool:
-        with context.db.session() as session:
-            step = _step(session, data, OPEN)
-            if step is None:
-                return False
-            if _record(session, context, request, step, "open") and step.opened_at is None:
-                step.opened_at = context.now()
-                record_event(
-                    session,
-                    contact_id=step.campaign.contact_id,
-                    kind="email_opened",
-                    payload={"campaign_id": step.campaign_id, "step_id": step.id},
-                    now=context.now(),
-                )
-            return True
-
-    if not await run_in_threadpool(record):
+async def open_pixel(token: str, request: Request) -> Response:
+    context = _context(request)
+    found = await _sent_step(request, token, OPEN)
+    if found is None:
         return NOT_FOUND
+    step = found[1]
+    now, agent = context.now(), _agent(request)
+    hit = Hit(
+        OPEN_KIND,
+        step.step_id,
+        now,
+        machine=_is_machine(agent, step.executed_at, now),
+        user_agent=agent or None,
+        ip=_ip(request, context),
+    )
+    await tracking_of(request.app).record(hit)
     return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/c/{token}")
-async def click(token: str, request: Request, context: Context) -> Response:
-    data = read_token(await run_in_threadpool(_key, context), token)
-
-    def record() -> str | None:
-        with context.db.session() as session:
-            step = _step(session, data, CLICK)
-            links = (step.result or {}).get("links") if step is not None else None
-            if step is None or data is None or data.link is None or not isinstance(links, list):
-                return None
-            if not 0 <= data.link < len(links) or not str(links[data.link]).startswith(("http://", "https://")):
-                return None
-            url = str(links[data.link])
-            _record(session, context, request, step, "click", link_index=data.link, url=url)
-            step.clicked_at = step.clicked_at or context.now()
-            record_event(
-                session,
-                contact_id=step.campaign.contact_id,
-                kind="link_clicked",
-                payload={"campaign_id": step.campaign_id, "step_id": step.id, "url": url},
-                now=context.now(),
-            )
-            return url
-
-    url = await run_in_threadpool(record)
-    if url is None:
+async def click(token: str, request: Request) -> Response:
+    context = _context(request)
+    found = await _sent_step(request, token, CLICK)
+    if found is None:
         return NOT_FOUND
+    data, step = found
+    if data.link is None or not 0 <= data.link < len(step.links):
+        return NOT_FOUND
+    url = step.links[data.link]
+    if not url.startswith(("http://", "https://")):
+        return NOT_FOUND
+    agent = _agent(request)
+    hit = Hit(
+        CLICK_KIND,
+        step.step_id,
+        context.now(),
+        user_agent=agent or None,
+        ip=_ip(request, context),
+        link_index=data.link,
+        url=url,
+    )
+    await tracking_of(request.app).record(hit)
     return RedirectResponse(url, status_code=302)
+
+
+def _unsubscribe_event(session: Session, step: AutomationStep, now: datetime, agent: str, ip: str | None) -> None:
+    campaign = step.campaign
+    session.add(
+        EngagementEvent(
+            kind="unsubscribe",
+            step_id=step.id,
+            campaign_id=campaign.id,
+            contact_id=campaign.contact_id,
+            occurred_at=now,
+            machine=False,
+            user_agent=agent or None,
+            ip=ip,
+        )
+    )
 
 
 def _page(title: str, text: str, form: str = "") -> HTMLResponse:
@@ -158,8 +216,8 @@ def _page(title: str, text: str, form: str = "") -> HTMLResponse:
 
 
 @router.get("/u/{token}")
-async def unsubscribe_page(token: str, context: Context) -> Response:
-    data = read_token(await run_in_threadpool(_key, context), token)
+async def unsubscribe_page(token: str, request: Request) -> Response:
+    data = read_token(await tracking_of(request.app).key(), token)
     if data is None or data.kind != UNSUBSCRIBE:
         return NOT_FOUND
     form = f'<form method=post action="{escape(token)}"><button type=submit>Unsubscribe</button></form>'
@@ -169,17 +227,18 @@ async def unsubscribe_page(token: str, context: Context) -> Response:
 @router.post("/u/{token}")
 async def unsubscribe(token: str, request: Request, context: Context) -> Response:
     """One-click (RFC 8058: a POST with `List-Unsubscribe=One-Click`) or the page's button."""
-    data = read_token(await run_in_threadpool(_key, context), token)
+    data = read_token(await tracking_of(request.app).key(), token)
+    agent, ip = _agent(request), _ip(request, context)
 
     def record() -> bool:
         with context.db.session() as session:
-            step = _step(session, data, UNSUBSCRIBE)
+            step = session.get(AutomationStep, data.step_id) if data and data.kind == UNSUBSCRIBE else None
             if step is None:
                 return False
             contact = step.campaign.contact
             if not contact.email_opt_out:
                 contact.email_opt_out = True
-                _record(session, context, request, step, "unsubscribe")
+                _unsubscribe_event(session, step, context.now(), agent, ip)
                 record_event(
                     session,
                     contact_id=contact.id,

@@ -4,14 +4,19 @@ token; a tampered token is a 404, never an open redirect."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, func, select
 
+from automations.api.tracking import flush_tracking
 from automations.domain.db import Database
 from automations.domain.models import AutomationStep, Contact, ContactEvent, EngagementEvent
+from automations.domain.timeutil import utcnow
+from automations.engagement.hits import Hit, HitWriter
 from automations.engagement.tokens import get_tracking_key, make_token
 from tests.api.conftest import EMAIL_STEP, Clock
 
@@ -50,10 +55,12 @@ def test_the_pixel_records_an_open_once_and_a_proxy_as_machine(
     token = _token(db, "o", sent_step)
     proxy = visitor.get(f"/t/o/{token}", headers={"User-Agent": "Mozilla/5.0 (via ggpht.com GoogleImageProxy)"})
     assert proxy.status_code == 200 and proxy.headers["content-type"] == "image/gif"
+    flush_tracking(visitor.app)  # type: ignore[arg-type]  # hits are written in batches
     with db.read_session() as session:
         assert session.get(AutomationStep, sent_step).opened_at is None  # type: ignore[union-attr]
     person = visitor.get(f"/t/o/{token}", headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0) Thunderbird/128"})
     assert person.status_code == 200
+    flush_tracking(visitor.app)  # type: ignore[arg-type]
     with db.read_session() as session:
         assert session.get(AutomationStep, sent_step).opened_at is not None  # type: ignore[union-attr]
         events = session.execute(select(EngagementEvent.kind, EngagementEvent.machine)).all()
@@ -64,6 +71,7 @@ def test_the_pixel_records_an_open_once_and_a_proxy_as_machine(
 def test_a_tracked_link_redirects_to_the_messages_own_link(visitor: TestClient, db: Database, sent_step: int) -> None:
     answer = visitor.get(f"/t/c/{_token(db, 'c', sent_step, 0)}", follow_redirects=False)
     assert answer.status_code == 302 and answer.headers["location"] == PRICING
+    flush_tracking(visitor.app)  # type: ignore[arg-type]
     with db.read_session() as session:
         assert session.get(AutomationStep, sent_step).clicked_at is not None  # type: ignore[union-attr]
         event = session.scalars(select(ContactEvent).where(ContactEvent.kind == "link_clicked")).one()
@@ -95,3 +103,75 @@ def test_one_click_unsubscribe_opts_the_contact_out(
         assert session.get(Contact, contact_id).email_opt_out  # type: ignore[union-attr]
         assert session.scalar(select(ContactEvent.kind).where(ContactEvent.kind == "unsubscribed")) == "unsubscribed"
     assert visitor.post(f"/t/u/{token}x").status_code == 404
+
+
+def test_hits_are_written_in_batches_and_the_first_open_wins(
+    visitor: TestClient, db: Database, sent_step: int, clock: Clock
+) -> None:
+    opens, clicks = _token(db, "o", sent_step), _token(db, "c", sent_step, 0)
+    visitor.get(f"/t/o/{opens}", headers={"User-Agent": "GoogleImageProxy"})  # reads the key and the step
+    flush_tracking(visitor.app)  # type: ignore[arg-type]
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if threading.current_thread().name != "tracking-hits":  # the writer's batches are expected
+            statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        for _ in range(20):
+            clock.advance(timedelta(seconds=1))
+            assert visitor.get(f"/t/o/{opens}", headers={"User-Agent": "Thunderbird/128"}).status_code == 200
+            assert visitor.get(f"/t/c/{clicks}", follow_redirects=False).status_code == 302
+        # The step is cached, the hits queued: the requests themselves read and wrote nothing.
+        assert statements == []
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    flush_tracking(visitor.app)  # type: ignore[arg-type]
+    with db.read_session() as session:
+        step = session.get(AutomationStep, sent_step)
+        assert step is not None and step.opened_at is not None and step.clicked_at is not None
+        first_open, first_click = step.opened_at, step.clicked_at
+        assert session.scalar(select(func.count()).select_from(EngagementEvent)) == 41
+        kinds = session.scalars(select(ContactEvent.kind).where(ContactEvent.kind != "contact_created")).all()
+        assert sorted(kinds) == ["email_opened"] + ["link_clicked"] * 20  # one open event, every click
+    visitor.get(f"/t/o/{opens}", headers={"User-Agent": "Thunderbird/128"})
+    flush_tracking(visitor.app)  # type: ignore[arg-type]
+    with db.read_session() as session:
+        step = session.get(AutomationStep, sent_step)
+        assert step is not None and (step.opened_at, step.clicked_at) == (first_open, first_click)
+        assert session.scalar(select(func.count()).where(ContactEvent.kind == "email_opened")) == 1
+
+
+def test_the_writer_flushes_on_close_and_drops_hits_of_a_deleted_step(db: Database, sent_step: int) -> None:
+    with db.read_session() as session:
+        step = session.get(AutomationStep, sent_step)
+        assert step is not None and step.executed_at is not None
+        when = step.executed_at + timedelta(hours=1)
+    writer = HitWriter(db, interval=60)
+    writer.start()
+    writer.add(Hit("open", sent_step, when))
+    writer.add(Hit("click", 999_999, when, link_index=0, url=PRICING))  # no such step (deleted since)
+    assert writer.pending() == 2
+    writer.close()  # long before the interval: close writes what is queued
+    assert writer.pending() == 0 and not writer.running
+    with db.read_session() as session:
+        assert session.scalars(select(EngagementEvent.step_id)).all() == [sent_step]
+        assert session.get(AutomationStep, sent_step).opened_at == when  # type: ignore[union-attr]
+
+
+def test_a_full_batch_is_written_without_waiting_for_the_interval(db: Database, sent_step: int) -> None:
+    writer = HitWriter(db, interval=60, batch_size=10)
+    writer.start()
+    try:
+        for n in range(10):
+            writer.add(Hit("open", sent_step, utcnow() + timedelta(seconds=n), machine=True))
+        deadline = time.monotonic() + 10
+        while writer.written < 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert writer.written == 10
+    finally:
+        writer.close()
+    with db.read_session() as session:
+        assert session.scalar(select(func.count()).select_from(EngagementEvent)) == 10
+        assert session.get(AutomationStep, sent_step).opened_at is None  # type: ignore[union-attr]  # machines only
