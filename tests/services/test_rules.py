@@ -416,7 +416,8 @@ def test_a_deleted_template_is_recorded_as_skipped(db: Database) -> None:
             {"trigger": "sometime"},
             "trigger",
             "Choose one of: contact_created, tag_added, field_changed, campaign_completed, step_failed, "
-            "followup_overdue or inbound_event.",
+            "followup_overdue, inbound_event, email_opened, link_clicked, replied, auto_replied, bounced "
+            "or unsubscribed.",
         ),
     ],
 )
