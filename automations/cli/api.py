@@ -35,11 +35,14 @@ def register(subparsers: Any) -> None:
             )
             return 2
         app = create_app(db, settings)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        # No access log by default: a line per request costs more than a tracking hit
+        # itself, and its URLs would carry recipients' tokens.
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=args.access_log)
         db.dispose()
         return 0
 
     p = subparsers.add_parser("api", help="serve the REST API (needs AUTOMATIONS_API_TOKEN)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--access-log", action="store_true", help="log every request (default: errors and start-up only)")
     p.set_defaults(handler=cmd_api)
