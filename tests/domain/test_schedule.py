@@ -148,3 +148,37 @@ def test_no_planned_time_falls_outside_its_window_on_a_holiday_or_in_quiet_hours
     # Never earlier than the plain delay.
     assert planned.at >= previous + timedelta(hours=delay_hours) + timedelta(days=delay_days) - timedelta(hours=3)
     assert isinstance(local.date(), date)
+
+
+# The 2027 DST changes: US (14 March, 7 November), EU (28 March, 31 October),
+# Australia (4 April, 3 October); starts drawn around them.
+DST_2027 = [
+    date(2027, 3, 14),
+    date(2027, 11, 7),
+    date(2027, 3, 28),
+    date(2027, 10, 31),
+    date(2027, 4, 4),
+    date(2027, 10, 3),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    zone=st.sampled_from(ZONES),
+    change=st.sampled_from(DST_2027),
+    offset_hours=st.integers(-5 * 24, 2 * 24),
+    delay_days=st.integers(1, 10),
+)
+def test_days_keep_the_local_wall_clock_across_the_2027_dst_changes(
+    zone: str, change: date, offset_hours: int, delay_days: int
+) -> None:
+    tz = ZoneInfo(zone)
+    start = (datetime.combine(change, time(12)) + timedelta(hours=offset_hours)).replace(tzinfo=tz).astimezone(UTC)
+    planned = Planner(tz).next_time(start, delay_days)
+    wall = start.astimezone(tz).replace(tzinfo=None) + timedelta(days=delay_days)
+    exists = wall.replace(tzinfo=tz).astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall
+    got = planned.at.astimezone(tz).replace(tzinfo=None)
+    if exists:
+        assert got == wall  # the same local time, whatever the offset did meanwhile
+    else:
+        assert wall < got <= wall + timedelta(hours=1)  # a time in the spring-forward gap moves past it
