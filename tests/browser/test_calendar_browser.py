@@ -131,8 +131,9 @@ def test_calendar_week_month_year(page: Page, dashboard: str) -> None:
 def test_statistics_charts_and_download(page: Page, dashboard: str, demo_database: Database) -> None:
     page.goto(f"{dashboard}/statistics")
     _ready(page, "Statistics")
-    expect(page.locator(".js-plotly-plot")).to_have_count(5)
+    expect(page.locator(".js-plotly-plot")).to_have_count(6)  # with the engagement funnel
     expect(page.locator(".js-plotly-plot .barlayer").first).to_be_attached()
+    expect(page.locator(".js-plotly-plot .funnellayer")).to_have_count(1)
     expect(page.get_by_text("Success rate")).to_be_visible()
     page.screenshot(path=_shot("statistics"), full_page=True)
 
