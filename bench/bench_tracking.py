@@ -13,7 +13,7 @@ Fills a fresh database with `--steps` sent email steps (each with a link) and
 Prints requests/s and latency p50/p95/p99, what the runner sent meanwhile, and,
 after the server's clean stop (SIGTERM), whether every hit was written.
 
-Then times `process_inbound` per message over tests/engagement/corpus/*.eml,
+Then times `process_inbound` per message over tests/engagement/corpus/*.txt,
 each in its own transaction: unmatched as they are, and matched (an
 `In-Reply-To` naming one of our steps put first).
 """
@@ -136,7 +136,7 @@ def load_process(args: tuple[str, list[str], int, float, float]) -> tuple[list[f
 
 
 def corpus_timing(db: Database, sent: list[int]) -> None:
-    messages = [path.read_bytes() for path in sorted(CORPUS.glob("*.eml"))]
+    messages = [path.read_bytes() for path in sorted(CORPUS.glob("*.txt"))]
     with db.read_session() as s:
         keys = list(s.scalars(select(AutomationStep.idempotency_key).where(AutomationStep.id.in_(sent[:200]))))
     for label, matched in (("unmatched", False), ("matched", True)):

@@ -28,7 +28,7 @@ EXPECTED: dict[str, dict] = json.loads((CORPUS / "expected.json").read_text(enco
 
 def _cases(*kinds: str) -> list:
     chosen = [(name, spec) for name, spec in EXPECTED.items() if spec["kind"] in kinds]
-    return [pytest.param(name, spec, id=name.removesuffix(".eml")) for name, spec in chosen]
+    return [pytest.param(name, spec, id=name.removesuffix(".txt")) for name, spec in chosen]
 
 
 def _read(name: str) -> InboundMessage:
@@ -36,7 +36,7 @@ def _read(name: str) -> InboundMessage:
 
 
 def test_corpus_and_manifest_agree():
-    files = {p.name for p in CORPUS.glob("*.eml")}
+    files = {p.name for p in CORPUS.glob("*.txt")}
     assert files == set(EXPECTED)
     kinds = [spec["kind"] for spec in EXPECTED.values()]
     assert len(files) >= 30
@@ -82,7 +82,7 @@ def test_every_message_is_matchable_by_id_or_token():
 
 
 def test_parsed_fields_of_a_gmail_reply():
-    message = _read("gmail_reply_quoted_multipart.eml")
+    message = _read("gmail_reply_quoted_multipart.txt")
     assert message.message_id == "CAF3xK=p9R2m8Tq1vZ0fLw@mail.gmail.example"
     assert message.from_address == "jane.doe@gmail.example"
     assert "team+r-1k3-9f2c4b7a1d0e5f63@example.com" in message.to_addresses
@@ -92,13 +92,13 @@ def test_parsed_fields_of_a_gmail_reply():
 
 
 def test_latin1_headers_and_body_are_decoded():
-    message = _read("reply_latin1_quoted_printable.eml")
+    message = _read("reply_latin1_quoted_printable.txt")
     assert message.subject == "AW: Ihr Angebot für Lizenzen"
     assert "fünf Lizenzen" in classify(message).first_lines
 
 
 def test_bounce_names_the_original_message():
-    result = classify(_read("postfix_dsn_hard_511.eml"))
+    result = classify(_read("postfix_dsn_hard_511.txt"))
     assert result.original_message_id == "4b1d0c2e6f7a4e9b8c3d2a1f0e000030@automations.example.com"
 
 

@@ -33,9 +33,9 @@ from tests.conftest import NOW
 from tests.runner.imap_support import PASSWORD, Dovecot, corpus_message, dovecot_server, free_port
 from tests.runner.support import start_runner, stop_all, wait_until
 
-REPLY = "gmail_reply_no_quote.eml"
-OUT_OF_OFFICE = "ooo_exchange_en_with_date.eml"  # back on 15 January 2027
-BOUNCE = "postfix_dsn_hard_511.eml"  # 5.1.1
+REPLY = "gmail_reply_no_quote.txt"
+OUT_OF_OFFICE = "ooo_exchange_en_with_date.txt"  # back on 15 January 2027
+BOUNCE = "postfix_dsn_hard_511.txt"  # 5.1.1
 
 
 @pytest.fixture
