@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from automations.api.deps import Context
 from automations.domain.errors import ValidationError
-from automations.services.engagement import InboundResult, process_inbound
+from automations.services.engagement import InboundResult, applied_once, process_inbound
 from automations.services.sms_inbound import SmsResult, process_inbound_sms
 
 router = APIRouter(prefix="/api/automation/inbound", tags=["inbound"])
@@ -61,8 +61,7 @@ async def inbound_email(request: Request, context: Context) -> InboundOut:
         raise ValidationError.single("body", "the message is empty")
 
     def process() -> InboundResult:
-        with context.db.session() as session:
-            return process_inbound(session, raw, source="api", now=context.now())
+        return applied_once(context.db, lambda session: process_inbound(session, raw, source="api", now=context.now()))
 
     result = await run_in_threadpool(process)
     return InboundOut(
@@ -129,15 +128,17 @@ async def inbound_sms(request: Request, context: Context) -> SmsInboundOut:
         raise ValidationError.single("From", "give the sender's phone number")
 
     def process() -> SmsResult:
-        with context.db.session() as session:
-            return process_inbound_sms(
+        return applied_once(
+            context.db,
+            lambda session: process_inbound_sms(
                 session,
                 sender=values["From"][:64],
                 to=values["To"][:64] or None,
                 body=values["Body"][:1600],
                 message_sid=values["MessageSid"][:64] or None,
                 now=context.now(),
-            )
+            ),
+        )
 
     result = await run_in_threadpool(process)
     return SmsInboundOut(

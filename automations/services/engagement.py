@@ -13,12 +13,16 @@ trigger on, all in the caller's transaction.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from automations.domain.db import Database
 from automations.domain.models import (
     AutomationCampaign,
     AutomationStep,
@@ -82,6 +86,23 @@ def find_step(session: Session, keys: list[str], tokens: list[str]) -> Automatio
             if step_id is not None and (step := session.get(AutomationStep, step_id)) is not None:
                 return step
     return None
+
+
+T = TypeVar("T")
+
+
+def applied_once(db: Database, apply: Callable[[Session], T]) -> T:
+    """Run `apply` (a `process_inbound...` call) in a transaction of its own. When a
+    copy of the same message is being applied at the same moment (a forwarder that
+    retried after a timeout), the one that commits second breaks the fingerprint's
+    unique index: it runs again, finds the first one's row and answers "duplicate",
+    instead of failing."""
+    try:
+        with db.session() as session:
+            return apply(session)
+    except IntegrityError:
+        with db.session() as session:
+            return apply(session)
 
 
 def process_inbound(
