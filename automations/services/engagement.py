@@ -51,6 +51,7 @@ from automations.services.scheduling import shift_pending_steps
 
 UNMATCHED = "unmatched"
 AUTO_REPLY_HOLD = timedelta(days=3)  # when an out-of-office reply states no return date
+BACK_AT = time(9)  # the local time a returning contact is written to again (then fitted to the window)
 EVENT_KINDS = {REPLY: "replied", AUTO_REPLY: "auto_replied", BOUNCE: "bounced"}
 
 
@@ -215,12 +216,13 @@ def apply_effect(session: Session, step: AutomationStep, found: Classification, 
 
 
 def hold_until(campaign: AutomationCampaign, found: Classification, now: datetime) -> datetime:
-    """When an out-of-office contact is back: the morning of the stated return date
-    in the campaign's planning zone, else three days from now."""
+    """When an out-of-office contact is back: 09:00 on the stated return date in the
+    campaign's planning zone (not midnight: the window, if any, is fitted after),
+    else three days from now."""
     if found.return_on is None:
         return now + AUTO_REPLY_HOLD
     planner = planner_for(campaign.schedule, campaign.contact.timezone, quiet_hours=False)
-    back = planner.utc(datetime.combine(found.return_on, time(0)))
+    back = planner.utc(datetime.combine(found.return_on, BACK_AT))
     return max(back, now)
 
 

@@ -88,7 +88,7 @@ def test_an_out_of_office_reply_holds_the_campaign_until_the_stated_date(
     detail = api.get(f"{CAMPAIGNS}{campaign['id']}/").json()
     assert detail["status"] == "active"
     after = [datetime.fromisoformat(s["scheduled_at"]) for s in detail["steps"]]
-    assert after[0] >= datetime.fromisoformat("2026-03-20T00:00:00+00:00")
+    assert after[0] == datetime.fromisoformat("2026-03-20T09:00:00+00:00")  # 09:00 on the return date, not midnight
     for (old_a, old_b), (new_a, new_b) in zip(
         zip(before, before[1:], strict=False), zip(after, after[1:], strict=False), strict=True
     ):
