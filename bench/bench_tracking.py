@@ -8,8 +8,11 @@ Fills a fresh database with `--steps` sent email steps (each with a link) and
 `--runner-steps` due email steps, starts local sinks (bench/sinks.py), a runner
 (`runner.py --interval 1`, sending to the SMTP sink) and the API server
 (`python -m automations api`), then `--processes` load processes, each with
-`--concurrency` concurrent httpx requests, hit `/t/o/<token>` and `/t/c/<token>`
-(half each, every token valid) for `--duration` seconds after a warm-up.
+`--concurrency` kept-alive connections (a small asyncio HTTP/1.1 client on uvloop,
+cheap enough to leave the cores to the server), hit `/t/o/<token>` and
+`/t/c/<token>` (half each, every token valid) for `--duration` seconds after a
+warm-up: as fast as they are answered, or with `--rate N` on a fixed schedule of
+N requests/s in all, each request's latency counted from when it was due.
 Prints requests/s and latency p50/p95/p99, what the runner sent meanwhile, and,
 after the server's clean stop (SIGTERM), whether every hit was written.
 
@@ -38,7 +41,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import httpx  # noqa: E402
 from bench_runner import Sinks, drop_schemas, fill, fresh_database, runner_env  # noqa: E402
 from sqlalchemy import func, select, update  # noqa: E402
 
@@ -103,36 +105,63 @@ def start_api(db: Database, folder: Path) -> tuple[subprocess.Popen[bytes], str]
     raise SystemExit(f"the API did not start: {(folder / 'api.log').read_text()[-2000:]}")
 
 
-async def _hammer(url: str, paths: list[str], concurrency: int, warmup: float, duration: float) -> tuple:
-    """`concurrency` clients of one connection each (one shared pool serialises on its lock)."""
+async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
+    """One GET on a kept-alive HTTP/1.1 connection; the status. A few lines of client, so
+    that the load costs the two cores far less than the server it measures."""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench-reader/1\r\n\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    if length:
+        await reader.readexactly(length)
+    return int(head[9:12])
+
+
+async def _hammer(url: str, paths: list[str], concurrency: int, warmup: float, duration: float, rate: float) -> tuple:
+    """`concurrency` clients of one kept-alive connection each; with `rate` (requests/s
+    of this process), each client sends on a fixed schedule and a request's latency
+    counts from when it was due (a slow answer delays the ones behind it, and that
+    wait is counted too)."""
     latencies: list[float] = []
     errors = ok = 0
     began = time.perf_counter()
     measure_from, stop_at = began + warmup, began + warmup + duration
+    host, port = url.removeprefix("http://").split(":")
 
     async def worker(offset: int) -> None:
         nonlocal errors, ok
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10) as client:
-            i = offset
-            while (now := time.perf_counter()) < stop_at:
-                path = paths[i % len(paths)]
-                i += concurrency
-                answer = await client.get(path)
-                done = time.perf_counter()
-                if answer.status_code in (200, 302):
-                    ok += 1
-                else:
-                    errors += 1
-                if now >= measure_from:
-                    latencies.append(done - now)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        i = offset
+        gap = concurrency / rate if rate else 0.0
+        # The warm-up (the server's step cache filling) runs unpaced; the schedule starts after it.
+        due = measure_from + gap * offset / concurrency
+        while (now := time.perf_counter()) < stop_at:
+            if gap and now >= measure_from:
+                if due > now:
+                    await asyncio.sleep(due - now)
+                now, due = due, due + gap
+            path = paths[i % len(paths)]
+            i += concurrency
+            status = await _get(reader, writer, path)
+            done = time.perf_counter()
+            if status in (200, 302):
+                ok += 1
+            else:
+                errors += 1
+            if now >= measure_from:
+                latencies.append(done - now)
+        writer.close()
 
     await asyncio.gather(*(worker(k) for k in range(concurrency)))
     return latencies, errors, ok
 
 
-def load_process(args: tuple[str, list[str], int, float, float]) -> tuple[list[float], int, int]:
-    return asyncio.run(_hammer(*args))
+def load_process(args: tuple[str, list[str], int, float, float, float]) -> tuple[list[float], int, int]:
+    import uvloop
+
+    return uvloop.run(_hammer(*args))
 
 
 def corpus_timing(db: Database, sent: list[int]) -> None:
@@ -170,6 +199,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--processes", type=int, default=2, help="load processes")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent requests per load process")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="requests/s in all, on a fixed schedule (default: as fast as answered)"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -196,7 +228,14 @@ def main() -> int:
             time.sleep(2)  # the runner is sending
             sent_before, _ = sinks.counts()
             jobs = [
-                (url, paths[k :: args.processes], args.concurrency, args.warmup, args.duration)
+                (
+                    url,
+                    paths[k :: args.processes],
+                    args.concurrency,
+                    args.warmup,
+                    args.duration,
+                    args.rate / args.processes,
+                )
                 for k in range(args.processes)
             ]
             with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
@@ -207,10 +246,11 @@ def main() -> int:
             answered = sum(n for _, _, n in results)  # warm-up included
             q = statistics.quantiles(latencies, n=100, method="inclusive")
             print(
-                f"tracking {db.engine.dialect.name}: {len(latencies) / args.duration:,.0f} requests/s over "
+                f"tracking {db.engine.dialect.name}: {len(latencies) / args.duration:,.0f} requests/s "
+                f"({f'paced at {args.rate:,.0f}/s' if args.rate else 'as fast as answered'}) over "
                 f"{args.duration:.0f} s ({args.processes} processes x {args.concurrency} concurrent, /t/o and /t/c "
                 f"over {len(sent):,} steps), p50 {q[49] * 1000:.1f} ms, p95 {q[94] * 1000:.1f} ms, "
-                f"p99 {q[98] * 1000:.1f} ms, {errors} errors",
+                f"p99 {q[98] * 1000:.1f} ms, max {latencies[-1] * 1000:.0f} ms, {errors} errors",
                 flush=True,
             )
             print(
@@ -224,6 +264,7 @@ def main() -> int:
             api.send_signal(signal.SIGTERM)
             api.wait(timeout=60)
             api = None
+            log_tail = (folder / "api.log").read_text(errors="replace").strip().splitlines()[-5:]
             with db.read_session() as s:
                 events = s.scalar(select(func.count()).select_from(EngagementEvent)) or 0
                 clicked = (
@@ -237,6 +278,8 @@ def main() -> int:
                 f"{opened:,} steps opened",
                 flush=True,
             )
+            if any("tracking" in line for line in log_tail):
+                print("api log  " + "\n         ".join(log_tail), flush=True)
             corpus_timing(db, sent)
         finally:
             for process in (runner, api):

@@ -23,6 +23,7 @@ from automations.api.deps import ApiContext, require_token
 from automations.api.errors import install_error_handlers
 from automations.api.guard import RequestGuard
 from automations.api.schemas import Problem, Responses, ValidationProblem
+from automations.api.tracking import TrackingFastPath
 from automations.domain.config import Settings
 from automations.domain.db import Database
 from automations.domain.timeutil import utcnow
@@ -72,6 +73,8 @@ def create_app(db: Database, settings: Settings, *, clock: Callable[[], datetime
     install_error_handlers(app)
     # Token and body size before a route reads anything; Idempotency-Key on POST.
     app.add_middleware(RequestGuard, db=db, settings=settings)
+    # Outermost: the open pixel and tracked links answered before any routing.
+    app.add_middleware(TrackingFastPath)
     for name in ROUTER_MODULES:
         app.include_router(
             importlib.import_module(name).router,

@@ -7,7 +7,8 @@ and a click only ever redirects to a link the step's message carried (kept in
 the step's result when it was sent), so this is never an open redirect.
 Opens from mail-privacy proxies and link scanners are recorded as `machine`.
 
-Opens and clicks answer from memory: the token is checked on each request (CPU
+Opens and clicks are answered by `TrackingFastPath`, an ASGI middleware in front of
+FastAPI's routing, from memory: the token is checked on each request (CPU
 only), the step comes from a small cache, and the hit is queued for the
 `HitWriter`, which writes hits in batches (`engagement.hits`). The router's
 lifespan starts the writer with the application and writes what is queued when
@@ -16,23 +17,30 @@ it stops. An opt-out is written at once, in the request.
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from html import escape
+from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from automations.api.deps import ApiContext, Context
 from automations.domain.db import Database
 from automations.domain.models import AutomationStep, EngagementEvent
 from automations.engagement.hits import CLICK_KIND, OPEN_KIND, Hit, HitWriter, StepCache, StepInfo, write_hits
-from automations.engagement.tokens import CLICK, OPEN, UNSUBSCRIBE, TokenData, load_tracking_key, read_token
+from automations.engagement.tokens import OPEN, UNSUBSCRIBE, load_tracking_key, read_token
 from automations.services.events import record_event
+
+# How long a hit waits for room in a full queue before it is dropped (`HitWriter`).
+FULL_WAIT_S = 5.0
 
 
 class Tracking:
@@ -53,11 +61,21 @@ class Tracking:
         return self.steps.cached(step_id) or await run_in_threadpool(self.steps.load, step_id)
 
     async def record(self, hit: Hit) -> None:
-        """Queue the hit; without a running writer (an app whose lifespan did not run), write it now."""
-        if self.writer.running:
-            self.writer.add(hit)
-        else:
+        """Queue the hit; without a running writer (an app whose lifespan did not run), write it now.
+
+        A full queue (more hits than the database takes) slows the answer down rather
+        than losing the hit: the request waits up to `FULL_WAIT_S` for room."""
+        if not self.writer.running:
             await run_in_threadpool(self._write_now, hit)
+            return
+        if self.writer.add(hit):
+            return
+        deadline = time.monotonic() + FULL_WAIT_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            if self.writer.add(hit):
+                return
+        self.writer.drop(hit)
 
     def _write_now(self, hit: Hit) -> None:
         with self.db.session() as session:
@@ -127,66 +145,72 @@ def _ip(request: Request, context: ApiContext) -> str | None:
     return request.client.host
 
 
-async def _sent_step(request: Request, token: str, kind: str) -> tuple[TokenData, StepInfo] | None:
-    tracking = tracking_of(request.app)
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+_NOT_FOUND: Answer = (404, [(b"content-type", b"text/plain; charset=utf-8")], b"This link is not valid.")
+_PIXEL_HEADERS = [(b"content-type", b"image/gif"), (b"cache-control", b"no-store")]
+
+
+def _scope_agent(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
+            return value.decode("latin-1")[:300]
+    return ""
+
+
+async def _hit(app: Any, kind: str, token: str, scope: Scope) -> Answer:
+    """The answer to an open (`o`) or click (`c`), the hit queued for the writer."""
+    tracking = tracking_of(app)
     data = read_token(await tracking.key(), token)
     if data is None or data.kind != kind:
-        return None
+        return _NOT_FOUND
     step = await tracking.step(data.step_id)
-    return None if step is None else (data, step)
-
-
-def _context(request: Request) -> ApiContext:
-    # Not the `Context` dependency: a plain function dependency runs in the thread
-    # pool, a hop these two hot routes do without.
-    context: ApiContext = request.app.state.context
-    return context
-
-
-@router.get("/o/{token}")
-async def open_pixel(token: str, request: Request) -> Response:
-    context = _context(request)
-    found = await _sent_step(request, token, OPEN)
-    if found is None:
-        return NOT_FOUND
-    step = found[1]
-    now, agent = context.now(), _agent(request)
-    hit = Hit(
-        OPEN_KIND,
-        step.step_id,
-        now,
-        machine=_is_machine(agent, step.executed_at, now),
-        user_agent=agent or None,
-        ip=_ip(request, context),
-    )
-    await tracking_of(request.app).record(hit)
-    return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
-
-
-@router.get("/c/{token}")
-async def click(token: str, request: Request) -> Response:
-    context = _context(request)
-    found = await _sent_step(request, token, CLICK)
-    if found is None:
-        return NOT_FOUND
-    data, step = found
+    if step is None:
+        return _NOT_FOUND
+    context: ApiContext = app.state.context
+    now, agent = context.now(), _scope_agent(scope)
+    client = scope.get("client")
+    ip = client[0] if context.settings.track_ip and client else None
+    # A HEAD is a link checker or a proxy making sure, never a person reading.
+    machine = scope["method"] == "HEAD" or _is_machine(agent, step.executed_at, now)
+    if kind == OPEN:
+        await tracking.record(Hit(OPEN_KIND, step.step_id, now, machine=machine, user_agent=agent or None, ip=ip))
+        return 200, _PIXEL_HEADERS, PIXEL
     if data.link is None or not 0 <= data.link < len(step.links):
-        return NOT_FOUND
+        return _NOT_FOUND
     url = step.links[data.link]
     if not url.startswith(("http://", "https://")):
-        return NOT_FOUND
-    agent = _agent(request)
-    hit = Hit(
-        CLICK_KIND,
-        step.step_id,
-        context.now(),
-        user_agent=agent or None,
-        ip=_ip(request, context),
-        link_index=data.link,
-        url=url,
-    )
-    await tracking_of(request.app).record(hit)
-    return RedirectResponse(url, status_code=302)
+        return _NOT_FOUND
+    hit = Hit(CLICK_KIND, step.step_id, now, user_agent=agent or None, ip=ip, link_index=data.link, url=url)
+    await tracking.record(hit)
+    # Quoted as Starlette's RedirectResponse does: no control character reaches the header.
+    location = quote(url, safe=":/%#?=@[]!$&'()*+,;").encode("ascii")
+    return 302, [(b"location", location), (b"content-type", b"text/plain")], b""
+
+
+class TrackingFastPath:
+    """ASGI middleware that answers `GET`/`HEAD /t/o/<token>` and `/t/c/<token>` itself,
+    before FastAPI's routing and dependency machinery: these two are hit by every
+    recipient's mail client and are the API's hottest paths. Everything else passes
+    to the application."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            path: str = scope["path"]
+            if path.startswith(("/t/o/", "/t/c/")) and "/" not in path[5:]:
+                status, headers, body = await _hit(scope["app"], path[3], path[5:], scope)
+                headers = [*headers, (b"content-length", str(len(body)).encode())]
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+                return
+        await self.app(scope, receive, send)
 
 
 def _unsubscribe_event(session: Session, step: AutomationStep, now: datetime, agent: str, ip: str | None) -> None:

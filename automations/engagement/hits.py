@@ -12,8 +12,10 @@ UPDATE says which steps it changed); every click is a `link_clicked` event.
 `close()` stops the thread and writes everything still queued: a clean stop loses
 nothing. A crash (SIGKILL, power loss) loses what was queued and not yet
 written: at most one interval of hits. If the database is unreachable, hits stay
-queued and are tried again, up to `max_pending`; past that the newest are
-dropped and counted (`dropped`), so a long outage cannot exhaust memory.
+queued and are tried again, up to `max_pending`. A full queue is first felt as
+back-pressure (the endpoint waits for room, `api.tracking`); only a queue that
+stays full (a long outage) drops the newest hits, counted in `dropped` and
+logged, so that memory cannot run out.
 
 `StepCache` keeps what a hit needs to know about a step (its campaign, contact,
 sending time and links; none of these change once it is sent) in a small LRU,
@@ -169,16 +171,25 @@ class HitWriter:
             self._thread = None
         self.flush()
 
-    def add(self, hit: Hit) -> None:
-        """Queue `hit` (cheap: no database access, safe on the event loop)."""
+    def add(self, hit: Hit) -> bool:
+        """Queue `hit` (cheap: no database access, safe on the event loop). False, and
+        nothing queued, when `max_pending` hits are already waiting."""
         with self._lock:
             if len(self._pending) >= self.max_pending:
-                self.dropped += 1
-                return
+                return False
             self._pending.append(hit)
             full = len(self._pending) >= self.batch_size
         if full:
             self._wake.set()
+        return True
+
+    def drop(self, hit: Hit) -> None:
+        """Count `hit` as lost (the queue stayed full); logged for the first and every 1,000th."""
+        with self._lock:
+            self.dropped += 1
+            dropped = self.dropped
+        if dropped % 1000 == 1:
+            log.warning("tracking hits queue full (%d waiting): %d hit(s) dropped so far", self.max_pending, dropped)
 
     def pending(self) -> int:
         with self._lock:
@@ -229,15 +240,27 @@ def write_hits(session: Session, hits: Sequence[Hit]) -> None:
     """Write `hits` in the session's transaction: engagement events, the steps' first
     open and click, and the contact events the follow-up rules see."""
     step_ids = {hit.step_id for hit in hits}
-    # Campaign and contact as they are now; the hits of a step deleted meanwhile are dropped.
-    owners = {
-        step_id: (campaign_id, contact_id)
-        for step_id, campaign_id, contact_id in session.execute(
-            select(AutomationStep.id, AutomationCampaign.id, AutomationCampaign.contact_id)
-            .join(AutomationCampaign, AutomationCampaign.id == AutomationStep.campaign_id)
-            .where(id_in(session, AutomationStep.id, step_ids))
+    # Campaign and contact as they are now (the hits of a step deleted meanwhile are
+    # dropped), and whether the first open and click are still to be set.
+    owners: dict[int, tuple[int, int]] = {}
+    unopened: set[int] = set()
+    unclicked: set[int] = set()
+    for step_id, campaign_id, contact_id, opened_at, clicked_at in session.execute(
+        select(
+            AutomationStep.id,
+            AutomationCampaign.id,
+            AutomationCampaign.contact_id,
+            AutomationStep.opened_at,
+            AutomationStep.clicked_at,
         )
-    }
+        .join(AutomationCampaign, AutomationCampaign.id == AutomationStep.campaign_id)
+        .where(id_in(session, AutomationStep.id, step_ids))
+    ):
+        owners[step_id] = (campaign_id, contact_id)
+        if opened_at is None:
+            unopened.add(step_id)
+        if clicked_at is None:
+            unclicked.add(step_id)
     hits = [hit for hit in hits if hit.step_id in owners]
     if not hits:
         return
@@ -264,9 +287,10 @@ def write_hits(session: Session, hits: Sequence[Hit]) -> None:
     first_open: dict[int, datetime] = {}
     first_click: dict[int, datetime] = {}
     for hit in hits:
-        if hit.kind == OPEN_KIND and not hit.machine:
+        # Only steps read as unset: a hot link does not rebuild the UPDATE each batch.
+        if hit.kind == OPEN_KIND and not hit.machine and hit.step_id in unopened:
             first_open.setdefault(hit.step_id, hit.occurred_at)
-        elif hit.kind == CLICK_KIND:
+        elif hit.kind == CLICK_KIND and hit.step_id in unclicked:
             first_click.setdefault(hit.step_id, hit.occurred_at)
     opened = _fill_first(session, AutomationStep.opened_at, first_open)
     _fill_first(session, AutomationStep.clicked_at, first_click)

@@ -175,3 +175,66 @@ def test_a_full_batch_is_written_without_waiting_for_the_interval(db: Database, 
     with db.read_session() as session:
         assert session.scalar(select(func.count()).select_from(EngagementEvent)) == 10
         assert session.get(AutomationStep, sent_step).opened_at is None  # type: ignore[union-attr]  # machines only
+
+
+def test_a_head_request_is_answered_without_a_body_and_counted_as_a_machine(
+    visitor: TestClient, db: Database, sent_step: int
+) -> None:
+    """Link checkers and proxies send HEAD; a person's mail client fetches with GET."""
+    pixel = visitor.head(f"/t/o/{_token(db, 'o', sent_step)}", headers={"User-Agent": "Thunderbird/128"})
+    assert pixel.status_code == 200 and pixel.content == b"" and pixel.headers["content-type"] == "image/gif"
+    link = visitor.head(f"/t/c/{_token(db, 'c', sent_step, 0)}", follow_redirects=False)
+    assert link.status_code == 302 and link.headers["location"] == PRICING
+    flush_tracking(visitor.app)  # type: ignore[arg-type]
+    with db.read_session() as session:
+        assert session.get(AutomationStep, sent_step).opened_at is None  # type: ignore[union-attr]
+        opens = session.scalars(select(EngagementEvent.machine).where(EngagementEvent.kind == "open")).all()
+        assert opens == [True]
+
+
+def test_a_link_with_a_line_break_cannot_add_a_header_to_the_redirect(
+    visitor: TestClient, db: Database, sent_step: int
+) -> None:
+    with db.session() as session:
+        step = session.get(AutomationStep, sent_step)
+        assert step is not None
+        step.result = {"message_id": "<x@localhost>", "links": ["https://example.com/a\r\nSet-Cookie: stolen=1"]}
+    answer = visitor.get(f"/t/c/{_token(db, 'c', sent_step, 0)}", follow_redirects=False)
+    assert answer.status_code == 302
+    assert "set-cookie" not in answer.headers
+    assert answer.headers["location"].startswith("https://example.com/a%0D%0ASet-Cookie")
+
+
+def test_a_full_queue_slows_the_answer_down_instead_of_losing_the_hit(
+    db: Database, sent_step: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    from automations.api import tracking as tracking_module
+
+    tracking = tracking_module.Tracking(db)
+    tracking.writer = HitWriter(db, interval=60, batch_size=1000, max_pending=1)
+    tracking.writer.start()
+    when = utcnow()
+    try:
+        assert tracking.writer.add(Hit("open", sent_step, when, machine=True))  # the queue is now full
+        # The writer gets to it 0.3 s later: the second hit waits for room, then is queued.
+        timer = threading.Timer(0.3, tracking.writer.flush)
+        timer.start()
+        began = time.monotonic()
+        asyncio.run(tracking.record(Hit("open", sent_step, when + timedelta(seconds=1), machine=True)))
+        assert 0.25 < time.monotonic() - began < 3
+        timer.join()
+        assert tracking.writer.dropped == 0
+        # A queue that stays full (the database down for long) drops the hit, counted and logged.
+        accepted = 2
+        while tracking.writer.add(Hit("open", sent_step, when + timedelta(seconds=accepted), machine=True)):
+            accepted += 1
+        monkeypatch.setattr(tracking_module, "FULL_WAIT_S", 0.1)
+        asyncio.run(tracking.record(Hit("open", sent_step, when + timedelta(minutes=1), machine=True)))
+        assert tracking.writer.dropped == 1
+        assert "tracking hits queue full" in caplog.text
+    finally:
+        tracking.writer.close()
+    with db.read_session() as session:
+        assert session.scalar(select(func.count()).select_from(EngagementEvent)) == accepted
