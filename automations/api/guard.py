@@ -5,7 +5,11 @@
 2. the body's size, while it is read: past `AUTOMATIONS_API_MAX_BODY` (1 MiB by
    default; the contacts import takes files up to `MAX_IMPORT_BODY`) the answer
    is 413, whatever `Content-Length` said;
-3. `Idempotency-Key` on POST (the Stripe convention): the first answer to a key
+3. the inbound SMS webhook may instead carry Twilio's `X-Twilio-Signature` (Twilio
+   cannot send a bearer token): checked with `AUTOMATIONS_SMS_AUTH_TOKEN` over the
+   URL Twilio called and the form fields, the request is let in and marked
+   (`scope["state"]["twilio"]`) so that the route answers Twilio in TwiML;
+4. `Idempotency-Key` on POST (the Stripe convention): the first answer to a key
    is kept for 24 hours and given again to a retry of the same request, which
    creates nothing new; the same key with another request is refused (422).
 """
@@ -18,6 +22,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +32,7 @@ from automations.domain.config import Settings
 from automations.domain.db import Database
 from automations.domain.models import IdempotentRequest
 from automations.domain.timeutil import utcnow
+from automations.engagement.signatures import twilio_signature_valid
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,6 +42,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_IMPORT_BODY = 200 * 1024 * 1024
 IMPORT_PATH = "/api/contacts/import"
+SMS_INBOUND_PATH = "/api/automation/inbound/sms"
 IDEMPOTENCY_TTL = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
 # A whole body may nest a little deeper than one field may (`domain.limits`,
@@ -85,6 +92,13 @@ class RequestGuard:
         if scope["type"] != "http" or not scope["path"].startswith("/api/"):
             await self.app(scope, receive, send)
             return
+        if (
+            scope["path"] == SMS_INBOUND_PATH
+            and _header(scope, b"authorization") is None
+            and _header(scope, b"x-twilio-signature") is not None
+        ):
+            await self._twilio(scope, receive, send)
+            return
         problem = token_problem(self.settings, _header(scope, b"authorization"))
         if problem is not None:
             await _answer(send, 401, {"detail": problem}, [(b"www-authenticate", b"Bearer")])
@@ -109,6 +123,48 @@ class RequestGuard:
             await self._idempotent(scope, body, receive, send, key)
             return
         await self.app(scope, _replay(body, receive), send)
+
+    async def _twilio(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A webhook signed by Twilio instead of carrying the bearer token."""
+        auth_token = self.settings.sms_auth_token
+        if auth_token is None or not auth_token.get_secret_value():
+            problem = "X-Twilio-Signature cannot be checked: AUTOMATIONS_SMS_AUTH_TOKEN is not set"
+            await _answer(send, 401, {"detail": problem})
+            return
+        limit = self.settings.api_max_body
+        body = await _read_body(receive, limit)
+        if body is None:
+            await _too_large(send, limit)
+            return
+        try:
+            fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=100, errors="strict")
+        except (UnicodeDecodeError, ValueError):
+            fields = None
+        signature = _header(scope, b"x-twilio-signature") or ""
+        secret = auth_token.get_secret_value()
+        if fields is None or not any(
+            twilio_signature_valid(secret, url, fields, signature) for url in self._called_urls(scope)
+        ):
+            problem = (
+                "invalid X-Twilio-Signature: it must be signed with AUTOMATIONS_SMS_AUTH_TOKEN over the URL "
+                "Twilio calls (set AUTOMATIONS_PUBLIC_URL to that URL's base when a proxy is in front)"
+            )
+            await _answer(send, 401, {"detail": problem})
+            return
+        scope.setdefault("state", {})["twilio"] = True
+        await self.app(scope, _replay(body, receive), send)
+
+    def _called_urls(self, scope: Scope) -> list[str]:
+        """The URLs Twilio may have signed: under `AUTOMATIONS_PUBLIC_URL`, and as this request reached us."""
+        query = scope.get("query_string", b"").decode("latin-1")
+        tail = scope["path"] + (f"?{query}" if query else "")
+        urls = []
+        if self.settings.public_url:
+            urls.append(self.settings.public_url.rstrip("/") + tail)
+        host = _header(scope, b"host")
+        if host:
+            urls.append(f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{tail}")
+        return urls
 
     async def _idempotent(self, scope: Scope, body: bytes, receive: Receive, send: Send, key: str) -> None:
         if not key or len(key) > MAX_KEY_LENGTH:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -21,6 +21,7 @@ router = APIRouter(prefix="/api/automation/inbound", tags=["inbound"])
 
 MESSAGE_TYPES = ("message/rfc822", "text/plain", "application/octet-stream")
 FORM_TYPE = "application/x-www-form-urlencoded"
+TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 SMS_FIELDS = {
     "From": "The sender's phone number (E.164, e.g. `+14155550123`).",
     "To": "Our number it was sent to.",
@@ -87,6 +88,7 @@ class SmsInboundOut(BaseModel):
     "/sms",
     response_model=SmsInboundOut,
     summary="Process an inbound SMS (STOP, START, a reply)",
+    responses={200: {"content": {"text/xml": {"example": TWIML_EMPTY}}}},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -105,13 +107,18 @@ class SmsInboundOut(BaseModel):
         },
     },
 )
-async def inbound_sms(request: Request, context: Context) -> SmsInboundOut:
+async def inbound_sms(request: Request, context: Context) -> SmsInboundOut | Response:
     """An SMS provider's inbound-message webhook, as Twilio sends it
     (`application/x-www-form-urlencoded` with `From`, `To`, `Body`, `MessageSid`).
     STOP (and STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, in any case) opts every contact
     with the sender's number out of SMS and records an `unsubscribed` event; START or
     UNSTOP opts them back in; any other text is an `inbound_event` named `sms_reply`
-    for the follow-up rules. The answer is JSON, not TwiML: nothing is sent back."""
+    for the follow-up rules. Nothing is sent back to the sender.
+
+    Send the bearer token, or let Twilio sign the request: a valid
+    `X-Twilio-Signature` (checked with `AUTOMATIONS_SMS_AUTH_TOKEN`) lets it in
+    without one, and the answer is then an empty TwiML `<Response/>`, as Twilio
+    expects; with the bearer token it is JSON."""
     kind = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if kind != FORM_TYPE:
         raise ValidationError.single("body", f"send the provider's form fields with Content-Type: {FORM_TYPE}")
@@ -141,6 +148,8 @@ async def inbound_sms(request: Request, context: Context) -> SmsInboundOut:
         )
 
     result = await run_in_threadpool(process)
+    if request.scope.get("state", {}).get("twilio"):
+        return Response(TWIML_EMPTY, media_type="text/xml")
     return SmsInboundOut(
         classification=result.classification,
         contact_ids=result.contact_ids,

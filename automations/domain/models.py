@@ -187,6 +187,8 @@ class Contact(Base):
         Index(None, "last_name", "first_name"),
         # Duplicate checks compare emails case-insensitively (see domain.search.email_in).
         Index("ix_contacts_lower_email", func.lower(text("email"))),
+        # An inbound SMS finds its contacts by number (services.sms_inbound).
+        Index(None, "phone"),
     )
 
     @property

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import phonenumbers
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from automations.domain.models import AutomationCampaign, AutomationStep, Contact, EngagementEvent, InboundMessage
@@ -49,6 +49,11 @@ def keyword_class(body: str) -> str:
     if word in START_WORDS:
         return START
     return REPLY
+
+
+def contacts_with_phone(phone: str) -> Select[Contact]:
+    """The contacts whose number is `phone` (E.164, as contacts keep it): an indexed lookup."""
+    return select(Contact).where(Contact.phone == phone).order_by(Contact.id)
 
 
 def normalize_phone(value: str) -> str | None:
@@ -97,9 +102,7 @@ def process_inbound_sms(
         return SmsResult(earlier.classification or UNMATCHED, [int(i) for i in ids], duplicate=True)
 
     phone = normalize_phone(sender)
-    contacts = (
-        list(session.scalars(select(Contact).where(Contact.phone == phone).order_by(Contact.id))) if phone else []
-    )
+    contacts = list(session.scalars(contacts_with_phone(phone))) if phone else []
     classification = kind if contacts else UNMATCHED
     session.add(
         InboundMessage(
@@ -155,6 +158,7 @@ __all__ = [
     "STOP_WORDS",
     "SmsResult",
     "keyword_class",
+    "contacts_with_phone",
     "normalize_phone",
     "process_inbound_sms",
 ]

@@ -4,16 +4,19 @@ inbound event the follow-up rules can trigger on; each message once."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from twilio.request_validator import RequestValidator
 
+from automations.api import create_app
 from automations.domain.db import Database
 from automations.domain.models import AutomationStep, Contact, ContactEvent, EngagementEvent
-from automations.services.sms_inbound import keyword_class, normalize_phone
-from tests.api.conftest import SMS_STEP, Clock
+from automations.services.sms_inbound import contacts_with_phone, keyword_class, normalize_phone
+from tests.api.conftest import SMS_STEP, Clock, api_settings
 
 INBOUND = "/api/automation/inbound/sms"
 PHONE = "+14155550123"  # the `contact_id` fixture's number
@@ -131,3 +134,94 @@ def test_keywords_and_phone_numbers() -> None:
     ]
     assert normalize_phone("+44 20 7946 0958") == "+442079460958"
     assert normalize_phone("not a number") is None
+
+
+TWILIO_TOKEN = "twilio-auth-token-7f3a"
+PUBLIC = "https://sms.example.com"
+
+
+@pytest.fixture
+def twilio(db: Database, clock: Clock, contact_id: int) -> Iterator[TestClient]:
+    """Twilio's side of the webhook: no bearer token, only its signature."""
+    settings = api_settings(sms_auth_token=TWILIO_TOKEN, public_url=PUBLIC)
+    with TestClient(create_app(db, settings, clock=clock)) as client:
+        yield client
+
+
+def _signed(url: str, fields: dict[str, str], token: str = TWILIO_TOKEN) -> dict[str, str]:
+    # Signed by Twilio's own library, so the check is against what Twilio really sends.
+    signature = RequestValidator(token).compute_signature(url, fields)
+    return {"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
+
+
+STOP = {"From": PHONE, "To": "+15005550006", "Body": "STOP", "MessageSid": "SM9", "AccountSid": "AC1"}
+
+
+def test_twilio_signed_stop_needs_no_bearer_token_and_gets_twiml(
+    twilio: TestClient, db: Database, contact_id: int
+) -> None:
+    answer = twilio.post(INBOUND, data=STOP, headers=_signed(PUBLIC + INBOUND, STOP))
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/xml") and "<Response/>" in answer.text
+    assert _opted_out(db, contact_id) == (True, False)
+    # Twilio is inconsistent about the default port: the signature over ":443" is as good.
+    start = {**STOP, "Body": "START", "MessageSid": "SM10"}
+    answer = twilio.post(INBOUND, data=start, headers=_signed(f"{PUBLIC}:443{INBOUND}", start))
+    assert answer.status_code == 200
+    assert _opted_out(db, contact_id) == (False, False)
+
+
+def test_a_request_signed_over_the_url_it_reached_is_accepted_without_a_public_url(
+    db: Database, clock: Clock, contact_id: int
+) -> None:
+    with TestClient(create_app(db, api_settings(sms_auth_token=TWILIO_TOKEN), clock=clock)) as client:
+        answer = client.post(INBOUND, data=STOP, headers=_signed(f"http://testserver{INBOUND}", STOP))
+    assert answer.status_code == 200, answer.text
+    assert _opted_out(db, contact_id) == (True, False)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["tampered body", "other token", "other url", "not a signature", "bearer-less without signature"],
+)
+def test_a_bad_twilio_signature_is_refused_and_changes_nothing(
+    twilio: TestClient, db: Database, contact_id: int, case: str
+) -> None:
+    headers = _signed(PUBLIC + INBOUND, STOP)
+    data = STOP
+    if case == "tampered body":
+        data = {**STOP, "From": "+14155550999"}
+    elif case == "other token":
+        headers = _signed(PUBLIC + INBOUND, STOP, token="someone-elses-token")
+    elif case == "other url":
+        headers = _signed(f"{PUBLIC}/api/automation/inbound/email", STOP)
+    elif case == "not a signature":
+        headers["X-Twilio-Signature"] = "not base64 at all!"
+    else:
+        del headers["X-Twilio-Signature"]
+    answer = twilio.post(INBOUND, data=data, headers=headers)
+    assert answer.status_code == 401
+    detail = answer.json()["detail"]
+    assert ("X-Twilio-Signature" in detail) if case != "bearer-less without signature" else ("bearer" in detail)
+    assert TWILIO_TOKEN not in answer.text
+    assert _opted_out(db, contact_id) == (False, False)
+    assert _events(db) == []
+
+
+def test_a_twilio_signature_without_the_auth_token_configured_is_refused(api: TestClient, contact_id: int) -> None:
+    client = TestClient(api.app)  # no bearer token
+    answer = client.post(INBOUND, data=STOP, headers=_signed(f"http://testserver{INBOUND}", STOP))
+    assert answer.status_code == 401
+    assert "AUTOMATIONS_SMS_AUTH_TOKEN" in answer.json()["detail"]
+
+
+def test_the_sender_is_found_through_the_phone_index(db: Database) -> None:
+    """An inbound SMS on a big contact list reads one index entry, not the table."""
+    with db.read_session() as s:
+        connection = s.connection()
+        if not db.is_sqlite:
+            connection.exec_driver_sql("SET enable_seqscan = off")  # an empty table is scanned anyway
+        compiled = contacts_with_phone(PHONE).compile(s.get_bind(), compile_kwargs={"literal_binds": True})
+        prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
+        plan = "\n".join(str(row) for row in connection.exec_driver_sql(prefix + str(compiled)))
+    assert "ix_contacts_phone" in plan, plan
