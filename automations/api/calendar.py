@@ -30,6 +30,11 @@ class CalendarEventOut(BaseModel):
     title: str = Field(description="The step's name.")
     status: StepStatus = Field(description="The step's status.")
     start: Timestamp = Field(description="When the step ran, or its planned time while it has not.")
+    schedule_note: str | None = Field(
+        default=None,
+        description="Why the step was moved from its plain delay (a send window, a holiday, quiet hours, "
+        "a frequency cap, an out-of-office hold); null when it was not.",
+    )
 
 
 class CalendarPage(BaseModel):
@@ -48,6 +53,7 @@ def event_out(event: CalendarEvent) -> CalendarEventOut:
         title=event.title,
         status=event.status,
         start=event.start,
+        schedule_note=event.schedule_note,
     )
 
 

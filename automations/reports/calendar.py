@@ -76,6 +76,7 @@ class CalendarEvent:
     title: str
     status: str
     start: datetime  # executed_at when the step ran, else scheduled_at (UTC, aware)
+    schedule_note: str | None = None  # why the planner moved the step (send window, holiday, cap...)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (times in ISO 8601 with offset)."""
@@ -89,6 +90,7 @@ class CalendarEvent:
             "title": self.title,
             "status": self.status,
             "start": self.start.isoformat(),
+            "schedule_note": self.schedule_note,
         }
 
 
@@ -191,11 +193,12 @@ def _event_columns() -> tuple[Any, ...]:
         AutomationStep.name,
         AutomationStep.status,
         event_time().label("start"),
+        AutomationStep.schedule_note,
     )
 
 
 def _event(row: Any) -> CalendarEvent:
-    (sid, cid, cname, contact_id, first, last, kind, title, status, start) = row[:10]
+    (sid, cid, cname, contact_id, first, last, kind, title, status, start, note) = row[:11]
     return CalendarEvent(
         id=sid,
         campaign_id=cid,
@@ -206,6 +209,7 @@ def _event(row: Any) -> CalendarEvent:
         title=title,
         status=status,
         start=_aware(start),
+        schedule_note=note,
     )
 
 
@@ -846,6 +850,7 @@ def event_detail(session: Session, step_id: int) -> EventDetail:
         title=step.name,
         status=step.status,
         start=as_utc(step.executed_at or step.scheduled_at),
+        schedule_note=step.schedule_note,
     )
     return EventDetail(
         event=event,

@@ -45,6 +45,7 @@ def test_events_of_a_range_in_time_order(api: TestClient, contact_id: int) -> No
         "title": "Welcome",
         "status": "pending",
         "start": "2026-03-02T09:00:00+00:00",
+        "schedule_note": None,
     }
 
     mine = api.get(

@@ -108,6 +108,14 @@ def test_a_campaign_from_a_template_copies_its_schedule_and_plans_inside_the_win
     assert campaign["steps"][2]["schedule_note"] is None
     for moment in local:
         assert moment.weekday() < 5 and 9 <= moment.hour < 17
+    # The calendar's events say the same.
+    events = api.get(
+        "/api/automation/calendar/", params={"start": "2026-11-29T00:00:00Z", "end": "2026-12-05T00:00:00Z"}
+    )
+    assert events.status_code == 200, events.text
+    notes = {e["id"]: e["schedule_note"] for e in events.json()["items"]}
+    assert notes[campaign["steps"][0]["id"]] == campaign["steps"][0]["schedule_note"]
+    assert notes[campaign["steps"][2]["id"]] is None
 
 
 def test_changing_a_campaigns_schedule_plans_its_pending_steps_again(
