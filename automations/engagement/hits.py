@@ -220,6 +220,8 @@ class HitWriter:
                         if overflow > 0:
                             del self._pending[-overflow:]
                             self.dropped += overflow
+                    if overflow > 0:
+                        log.warning("tracking hits queue full: %d hit(s) dropped so far", self.dropped)
                     return written
                 written += len(batch)
                 self.written += len(batch)
