@@ -37,6 +37,7 @@ from automations.content.templating import (
     contact_context,
     extra_context,
     is_plainly_bounded,
+    undeclared_names,
 )
 from automations.content.templating import _env as _sandbox
 
@@ -80,6 +81,10 @@ def _template_problem(source: str) -> str | None:
         template = compile_template(source)
     except TemplateSyntaxError as exc:
         return syntax_problem(source, exc)
+    # A bare unknown name (`{{ first_name }}`) would print as nothing in every message.
+    unknown = sorted(undeclared_names(source) - set(TEMPLATE_NAMES))
+    if unknown:
+        return _unknown_name_message(unknown[0])
     if not is_plainly_bounded(source):
         return _trial_in_worker(source)
     try:
@@ -133,6 +138,8 @@ def render_problem(exception: str, message: str) -> str:
 
 def _unknown_name_message(name: str) -> str:
     """For a name that is none of `TEMPLATE_NAMES` (a typo such as `contatc`)."""
+    if name in contact_context(SAMPLE_CONTACT):  # `{{ first_name }}` for `{{ contact.first_name }}`
+        return f"Unknown name `{name}`: did you mean `contact.{name}`?"
     guess = difflib.get_close_matches(name, TEMPLATE_NAMES, n=1)
     if guess:
         return f"Unknown name `{name}`: did you mean `{guess[0]}`?"

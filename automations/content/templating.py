@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import Template, TemplateSyntaxError, Undefined, nodes
+from jinja2 import Template, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -167,6 +167,13 @@ def is_plainly_bounded(source: str) -> bool:
         if isinstance(node, nodes.Const) and isinstance(node.value, int) and abs(node.value) > MAX_VALUE_CHARS:
             return False
     return True
+
+
+def undeclared_names(source: str) -> set[str]:
+    """The top-level names `source` reads that it does not set itself (a loop
+    variable, `{% set %}`) and that are not the sandbox's own (`range`...): what the
+    render context must give. Raises `TemplateSyntaxError` like `compile_template`."""
+    return set(meta.find_undeclared_variables(_env.parse(source))) - set(_env.globals)
 
 
 def extra_context(campaign_name: str = "Sample campaign", step_name: str = "Sample step") -> dict[str, Any]:

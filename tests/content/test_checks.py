@@ -64,6 +64,13 @@ def _problem(source: str) -> str:
             "Unknown filter `wow` on line 2: use one such as `default`, `upper` or `title`.",
         ),
         ("{{ contatc.first_name }}", "Unknown name `contatc`: did you mean `contact`?"),
+        # a bare name would print as nothing in every message
+        ("Hi {{ first_name }},", "Unknown name `first_name`: did you mean `contact.first_name`?"),
+        (
+            "{% if vip %}Dear friend{% endif %}",
+            "Unknown name `vip`: a template can use `contact` (e.g. "
+            "`{{ contact.first_name }}`), `campaign.name` and `step.name`.",
+        ),
         (
             "{{ customer.first_name }}",
             "Unknown name `customer`: a template can use `contact` (e.g. `{{ contact.first_name }}`), "
@@ -87,6 +94,8 @@ def test_a_costly_template_says_which_budget_it_exceeds() -> None:
         "{% if contact.company %}At {{ contact.company }}{% else %}Hello{% endif %}",
         "{% for tag in contact.tags %}{{ loop.index }}. {{ tag }}\n{% endfor %}",
         "{% set greeting = 'Hi' %}{{ greeting }} }} {{ contact.first_name }}",
+        "{% macro hi(who) %}Hi {{ who }}{% endmacro %}{{ hi(contact.first_name) }}",
+        "{% for n in range(2) %}{{ n }}{% endfor %}{% with x = contact.email %}{{ x }}{% endwith %}",
     ],
 )
 def test_good_templates_pass(source: str) -> None:
