@@ -5,7 +5,8 @@ page `/t/u/<token>` (one-click by POST, RFC 8058).
 Tokens are signed (`engagement.tokens`): a tampered or unknown token is a 404,
 and a click only ever redirects to a link the step's message carried (kept in
 the step's result when it was sent), so this is never an open redirect.
-Opens from mail-privacy proxies and link scanners are recorded as `machine`.
+Opens and clicks from mail-privacy proxies and link scanners are recorded as
+`machine`: they set no first open or click and trigger no rule.
 
 Opens and clicks are answered by `TrackingFastPath`, an ASGI middleware in front of
 FastAPI's routing, from memory: the token is checked on each request (CPU
@@ -185,7 +186,11 @@ async def _hit(app: Any, kind: str, token: str, scope: Scope) -> Answer:
     url = step.links[data.link]
     if not url.startswith(("http://", "https://")):
         return _NOT_FOUND
-    hit = Hit(CLICK_KIND, step.step_id, now, user_agent=agent or None, ip=ip, link_index=data.link, url=url)
+    # A link scanner (Safe Links, Proofpoint...) follows every link as the message
+    # arrives: recorded, redirected, but no person's click.
+    hit = Hit(
+        CLICK_KIND, step.step_id, now, machine=machine, user_agent=agent or None, ip=ip, link_index=data.link, url=url
+    )
     await tracking.record(hit)
     # Quoted as Starlette's RedirectResponse does: no control character reaches the header.
     location = quote(url, safe=":/%#?=@[]!$&'()*+,;").encode("ascii")

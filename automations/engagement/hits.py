@@ -7,7 +7,8 @@ the engagement events and contact events with one `insert_rows` each, and the
 steps' first open and first click with one UPDATE per batch that only fills a
 NULL, so the first hit wins even against another API process. A person's open
 is an `email_opened` contact event only for the hit that set `opened_at` (the
-UPDATE says which steps it changed); every click is a `link_clicked` event.
+UPDATE says which steps it changed); every person's click is a `link_clicked`
+event. Machine hits (proxies, link scanners) are kept as engagement events only.
 
 `close()` stops the thread and writes everything still queued: a clean stop loses
 nothing. A crash (SIGKILL, power loss) loses what was queued and not yet
@@ -292,7 +293,7 @@ def write_hits(session: Session, hits: Sequence[Hit]) -> None:
         # Only steps read as unset: a hot link does not rebuild the UPDATE each batch.
         if hit.kind == OPEN_KIND and not hit.machine and hit.step_id in unopened:
             first_open.setdefault(hit.step_id, hit.occurred_at)
-        elif hit.kind == CLICK_KIND and hit.step_id in unclicked:
+        elif hit.kind == CLICK_KIND and not hit.machine and hit.step_id in unclicked:
             first_click.setdefault(hit.step_id, hit.occurred_at)
     opened = _fill_first(session, AutomationStep.opened_at, first_open)
     _fill_first(session, AutomationStep.clicked_at, first_click)
@@ -306,7 +307,7 @@ def write_hits(session: Session, hits: Sequence[Hit]) -> None:
             )
         )
     for hit in hits:
-        if hit.kind == CLICK_KIND:
+        if hit.kind == CLICK_KIND and not hit.machine:
             campaign_id, contact_id = owners[hit.step_id]
             payload = {"campaign_id": campaign_id, "step_id": hit.step_id, "url": hit.url}
             events.append(_contact_event(contact_id, "link_clicked", payload, hit.occurred_at))

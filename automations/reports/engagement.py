@@ -265,7 +265,7 @@ class LinkClicks:
     template_id: int | None
     template_name: str | None
     url: str
-    clicks: int  # every click, a recipient clicking twice counting twice
+    clicks: int  # every person's click (link scanners' left out), a recipient clicking twice counting twice
     recipients: int  # distinct contacts who clicked it
 
 
@@ -289,7 +289,7 @@ def link_clicks(session: Session, filters: StatsFilter | None = None, *, limit: 
         .join(AutomationCampaign, AutomationCampaign.id == AutomationStep.campaign_id)
         .outerjoin(AutomationTemplate, AutomationTemplate.id == AutomationCampaign.template_id)
         .join(EngagementEvent, and_(EngagementEvent.step_id == AutomationStep.id, EngagementEvent.kind == CLICK))
-        .where(*conditions, EngagementEvent.url.is_not(None))
+        .where(*conditions, EngagementEvent.url.is_not(None), EngagementEvent.machine.is_(False))
         .group_by(AutomationCampaign.template_id, AutomationTemplate.name, EngagementEvent.url)
         .order_by(clicks.desc(), AutomationTemplate.name, EngagementEvent.url)
         .limit(limit)
@@ -326,7 +326,7 @@ def describe(kind: str, step_name: str | None, url: str | None, machine: bool, d
     if kind == OPEN:
         return f"Opened {email}" + (" (by a mail-privacy proxy or link scanner)" if machine else "")
     if kind == CLICK:
-        return f"Clicked {url or 'a link'} in {email}"
+        return f"Clicked {url or 'a link'} in {email}" + (" (by a link scanner)" if machine else "")
     if kind == REPLY:
         said = " ".join(str(detail.get("first_lines") or "").split())
         if len(said) > FIRST_LINES_SHOWN:

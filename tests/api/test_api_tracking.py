@@ -238,3 +238,31 @@ def test_a_full_queue_slows_the_answer_down_instead_of_losing_the_hit(
         tracking.writer.close()
     with db.read_session() as session:
         assert session.scalar(select(func.count()).select_from(EngagementEvent)) == accepted
+
+
+def test_a_link_scanners_click_is_redirected_but_is_no_persons_click(
+    visitor: TestClient, db: Database, sent_step: int
+) -> None:
+    """Outlook Safe Links and the like follow every link as the message arrives: a
+    rule "when someone clicks the pricing link" must not fire for them."""
+    from automations.reports.engagement import link_clicks
+
+    link = f"/t/c/{_token(db, 'c', sent_step, 0)}"
+    scanner = {"User-Agent": "Mozilla/5.0 (compatible; SafeLinks; Microsoft Office 365)"}
+    answer = visitor.get(link, headers=scanner, follow_redirects=False)
+    assert answer.status_code == 302 and answer.headers["location"] == PRICING
+    flush_tracking(visitor.app)  # type: ignore[arg-type]
+    with db.read_session() as session:
+        assert session.get(AutomationStep, sent_step).clicked_at is None  # type: ignore[union-attr]
+        assert session.execute(select(EngagementEvent.kind, EngagementEvent.machine)).all() == [("click", True)]
+        assert session.scalar(select(func.count()).where(ContactEvent.kind == "link_clicked")) == 0
+        assert link_clicks(session) == []
+
+    person = visitor.get(link, headers={"User-Agent": "Thunderbird/128"}, follow_redirects=False)
+    assert person.status_code == 302
+    flush_tracking(visitor.app)  # type: ignore[arg-type]
+    with db.read_session() as session:
+        assert session.get(AutomationStep, sent_step).clicked_at is not None  # type: ignore[union-attr]
+        assert session.scalar(select(func.count()).where(ContactEvent.kind == "link_clicked")) == 1
+        [row] = link_clicks(session)
+        assert (row.url, row.clicks, row.recipients) == (PRICING, 1, 1)
