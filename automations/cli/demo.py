@@ -32,6 +32,7 @@ from automations.domain.models import (
     Contact,
     ContactDelivery,
     ContactTag,
+    EngagementEvent,
     MessageType,
     ScheduledFollowUp,
     StepAttempt,
@@ -231,11 +232,13 @@ class DemoSummary:
     steps: int
     attempts: int
     followups: int
+    engagements: int = 0
 
     def __str__(self) -> str:
         return (
             f"demo data: {self.contacts:,} contacts, {self.campaigns:,} campaigns, "
-            f"{self.steps:,} steps, {self.attempts:,} attempts, {self.followups:,} follow-ups"
+            f"{self.steps:,} steps, {self.attempts:,} attempts, {self.followups:,} follow-ups, "
+            f"{self.engagements:,} opens, clicks and replies"
         )
 
 
@@ -339,6 +342,10 @@ def fill_demo(
         writers["attempt"] = _Rows(session, StepAttempt.__table__, (writers["step"],))
         writers["followup"] = _Rows(session, ScheduledFollowUp.__table__, (writers["step"],))
         writers["delivery"] = _Rows(session, ContactDelivery.__table__, (writers["step"],))
+        writers["engagement"] = _Rows(session, EngagementEvent.__table__, (writers["step"],))
+        # Opens, clicks and replies draw from their own stream, so the campaigns and
+        # steps of a seed are the same as before they were added.
+        engagement_rng = random.Random(seed * 7919 + 1)
         for contact in _contacts(rng, ids["contact"], contacts, now):
             writers["contact"].add(contact["row"])
             for tag in contact["tags"]:
@@ -353,7 +360,17 @@ def fill_demo(
             for _ in range(rng.choice((1, 2, 2, 2, 3))):
                 template_id, name, steps = rng.choice(template_steps)
                 step_id = _campaign(
-                    rng, writers, now, campaign_id, step_id, contact_id, template_id, name, steps, opted
+                    rng,
+                    writers,
+                    now,
+                    campaign_id,
+                    step_id,
+                    contact_id,
+                    template_id,
+                    name,
+                    steps,
+                    opted,
+                    engagement_rng,
                 )
                 campaign_id += 1
         for _ in range(max(3, contacts // 20)):  # follow-ups added by hand
@@ -379,6 +396,7 @@ def fill_demo(
         steps=writers["step"].count,
         attempts=writers["attempt"].count,
         followups=writers["followup"].count,
+        engagements=writers["engagement"].count,
     )
 
 
@@ -424,6 +442,7 @@ def _campaign(
     template_name: str,
     steps: list[Any],
     opted: tuple[bool, bool],
+    engagement_rng: random.Random | None = None,
 ) -> int:
     start = now - timedelta(days=rng.uniform(-14, 150), hours=rng.uniform(0, 24))
     roll = rng.random()
@@ -505,11 +524,92 @@ def _campaign(
             "updated_at": min(last_done, now),
         }
     )
+    if engagement_rng is not None:
+        replied_to = _engagement(engagement_rng, children, step_rows, contact_id, campaign_id, now)
+        if replied_to is not None and status == CampaignStatus.CANCELED.value and stop_at is not None:
+            # The campaign was stopped by the reply (`stop_on_reply`).
+            replied_to["replied_at"] = stop_at
+            said = {"first_lines": engagement_rng.choice(DEMO_REPLIES)}
+            reply = _demo_event("reply", replied_to, contact_id, campaign_id, stop_at, detail=said)
+            children.append(("engagement", reply))
     for row in step_rows:
         writers["step"].add(row)
     for table, row in children:
         writers[table].add(row)
     return step_id
+
+
+# What demo recipients do with the emails: how often (of the emails sent).
+MACHINE_OPENS, OPENS, CLICKS_OF_OPENS, REPLIES = 0.2, 0.45, 0.25, 0.6
+DEMO_LINKS = (
+    "https://example.com/pricing",
+    "https://example.com/guides/first-sequence",
+    "https://example.com/book-a-call",
+)
+DEMO_REPLIES = (
+    "Thanks, not right now. Maybe next quarter.",
+    "Yes, happy to talk. Thursday afternoon works for me.",
+    "Please send me the pricing for a team of five.",
+)
+
+
+def _demo_event(
+    kind: str, step: dict[str, Any], contact_id: int, campaign_id: int, when: datetime, **more: Any
+) -> dict[str, Any]:
+    row = {
+        "kind": kind,
+        "step_id": step["id"],
+        "campaign_id": campaign_id,
+        "contact_id": contact_id,
+        "occurred_at": when,
+        "link_index": None,
+        "url": None,
+        "machine": False,
+        "ip": None,
+        "user_agent": None,
+        "detail": None,
+    }
+    row.update(more)
+    return row
+
+
+def _engagement(
+    rng: random.Random,
+    children: list[tuple[str, dict[str, Any]]],
+    step_rows: list[dict[str, Any]],
+    contact_id: int,
+    campaign_id: int,
+    now: datetime,
+) -> dict[str, Any] | None:
+    """Opens (a privacy proxy's among them) and clicks of the campaign's sent emails;
+    the last sent email, which a reply may have answered (the caller decides)."""
+    last_sent: dict[str, Any] | None = None
+    for row in step_rows:
+        if row["message_type"] != MessageType.EMAIL.value or row["status"] != StepStatus.SENT.value:
+            continue
+        last_sent = row
+        sent = row["executed_at"]
+        if rng.random() < MACHINE_OPENS:
+            proxy = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+            at = min(sent + timedelta(seconds=2), now)
+            children.append(("engagement", _demo_event("open", row, contact_id, campaign_id, at, machine=True,
+                                                        user_agent=proxy)))  # fmt: skip
+        if rng.random() >= OPENS:
+            continue
+        opened = min(sent + timedelta(minutes=min(rng.lognormvariate(4, 1.5), 20_000)), now)
+        row["opened_at"] = opened
+        reader = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+        children.append(("engagement", _demo_event("open", row, contact_id, campaign_id, opened, user_agent=reader)))
+        if rng.random() < CLICKS_OF_OPENS:
+            clicked = min(opened + timedelta(seconds=rng.uniform(5, 600)), now)
+            link = rng.randrange(len(DEMO_LINKS))
+            row["clicked_at"] = clicked
+            children.append(("engagement", _demo_event("click", row, contact_id, campaign_id, clicked,
+                                                        user_agent=reader, link_index=link,
+                                                        url=DEMO_LINKS[link])))  # fmt: skip
+    if last_sent is None or rng.random() >= REPLIES:
+        return None
+    return last_sent
 
 
 def _executed(

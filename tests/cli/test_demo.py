@@ -17,6 +17,7 @@ from automations.domain.models import (
     AutomationCampaign,
     AutomationStep,
     AutomationTemplate,
+    EngagementEvent,
     ScheduledFollowUp,
     StepAttempt,
 )
@@ -109,3 +110,43 @@ def test_demo_command_prepares_a_new_database(tmp_path):
             == 6
         )
     db.dispose()
+
+
+def test_demo_recipients_open_click_and_reply_so_the_funnel_is_not_empty(db):
+    from automations.reports.engagement import email_funnel
+    from automations.reports.stats import StatsFilter
+
+    summary = fill_demo(db, contacts=150, now=NOW)
+    assert summary.engagements > 0
+    with db.read_session() as s:
+        kinds = dict(
+            s.execute(
+                select(EngagementEvent.kind, func.count())
+                .where(EngagementEvent.machine.is_(False))
+                .group_by(EngagementEvent.kind)
+            ).all()
+        )
+        assert {"open", "click", "reply"} <= set(kinds)
+        machine = s.scalar(select(func.count()).where(EngagementEvent.machine.is_(True)))
+        assert machine and machine > 0  # a privacy proxy's opens, kept out of open rates
+        assert s.scalar(select(func.count()).where(EngagementEvent.occurred_at > NOW)) == 0
+        # Every person's open and click set the step's first open and click, and only email that went out.
+        opened = s.scalar(select(func.count()).where(AutomationStep.opened_at.is_not(None)))
+        assert opened == kinds["open"]
+        assert s.scalar(select(func.count()).where(AutomationStep.clicked_at.is_not(None))) == kinds["click"]
+        assert (
+            s.scalar(
+                select(func.count()).where(
+                    AutomationStep.opened_at.is_not(None),
+                    (AutomationStep.message_type != "email") | (AutomationStep.status != "sent"),
+                )
+            )
+            == 0
+        )
+        # A reply stopped its campaign (stop_on_reply).
+        replied = s.execute(
+            select(AutomationCampaign.status).join(AutomationStep).where(AutomationStep.replied_at.is_not(None))
+        ).scalars()
+        assert set(replied) == {"canceled"}
+        funnel = email_funnel(s, StatsFilter())
+        assert sum(row.opened for row in funnel) == opened and sum(row.replied for row in funnel) == kinds["reply"]
