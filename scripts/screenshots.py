@@ -50,9 +50,10 @@ def _settle(page: Page, heading: str) -> None:
     page.wait_for_load_state("networkidle")
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=30_000)
     page.locator('[data-testid="stSkeleton"]').first.wait_for(state="detached", timeout=30_000)
-    # Every table drawn (a grid is a canvas once its data is in).
+    # Every table drawn (a grid is a canvas once its data is in; one in a closed expander is not drawn).
     page.wait_for_function(
-        "[...document.querySelectorAll('[data-testid=\"stDataFrame\"]')].filter(e => e.offsetParent)"
+        "[...document.querySelectorAll('[data-testid=\"stDataFrame\"]')]"
+        ".filter(e => e.offsetParent && !e.closest('details:not([open])'))"
         ".every(e => e.querySelector('canvas'))",
         timeout=30_000,
     )
