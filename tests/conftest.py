@@ -104,3 +104,16 @@ def pg_db(pg_schema: str) -> Iterator[Database]:
 def db(request: pytest.FixtureRequest) -> Database:
     """The same test on both supported databases."""
     return request.getfixturevalue("sqlite_db" if request.param == "sqlite" else "pg_db")
+
+
+def query_plan(db: Database, statement: sa.ClauseElement, *, prefer_indexes: bool = False) -> str:
+    """The database's plan for `statement` (EXPLAIN QUERY PLAN on SQLite, EXPLAIN on
+    PostgreSQL), as text. `prefer_indexes` turns PostgreSQL's sequential scans off:
+    the test tables are small, and a scan of a small table is what it would choose."""
+    with db.read_session() as s:
+        connection = s.connection()
+        if prefer_indexes and not db.is_sqlite:
+            connection.exec_driver_sql("SET enable_seqscan = off")
+        compiled = statement.compile(s.get_bind(), compile_kwargs={"literal_binds": True})
+        prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
+        return "\n".join(str(row) for row in connection.exec_driver_sql(prefix + str(compiled)))

@@ -17,6 +17,7 @@ from automations.domain.db import Database
 from automations.domain.models import AutomationStep, Contact, ContactEvent, EngagementEvent
 from automations.services.sms_inbound import contacts_with_phone, keyword_class, normalize_phone
 from tests.api.conftest import SMS_STEP, Clock, api_settings
+from tests.conftest import query_plan
 
 INBOUND = "/api/automation/inbound/sms"
 PHONE = "+14155550123"  # the `contact_id` fixture's number
@@ -217,11 +218,5 @@ def test_a_twilio_signature_without_the_auth_token_configured_is_refused(api: Te
 
 def test_the_sender_is_found_through_the_phone_index(db: Database) -> None:
     """An inbound SMS on a big contact list reads one index entry, not the table."""
-    with db.read_session() as s:
-        connection = s.connection()
-        if not db.is_sqlite:
-            connection.exec_driver_sql("SET enable_seqscan = off")  # an empty table is scanned anyway
-        compiled = contacts_with_phone(PHONE).compile(s.get_bind(), compile_kwargs={"literal_binds": True})
-        prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
-        plan = "\n".join(str(row) for row in connection.exec_driver_sql(prefix + str(compiled)))
+    plan = query_plan(db, contacts_with_phone(PHONE), prefer_indexes=True)
     assert "ix_contacts_phone" in plan, plan

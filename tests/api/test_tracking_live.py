@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 import random
 import re
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +25,7 @@ from automations.domain.db import Database
 from automations.domain.models import AutomationStep, Contact, ContactEvent, EngagementEvent
 from automations.domain.timeutil import utcnow
 from automations.runner.engine import Runner
-from tests.browser.conftest import ROOT, free_port, stop_process
+from tests.browser.conftest import start_api_server, stop_process
 from tests.channels.support import add_campaign, add_contact
 
 PRICING = "https://example.com/pricing?plan=team"
@@ -37,29 +34,7 @@ BODY = f"Hi Ada,\n\nOur plans are on [the pricing page]({PRICING}).\n\nThe team"
 
 @pytest.fixture
 def server(db: Database, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    log = tmp_path / "api.log"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOMATIONS_")}
-    env.update(AUTOMATIONS_DATABASE_URL=db.url, AUTOMATIONS_API_TOKEN="live-test-token")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "automations", "api", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{url}/openapi.json", timeout=1)
-            break
-        except httpx.HTTPError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                stop_process(process)
-                pytest.fail(f"the API did not start; log: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
+    process, url = start_api_server(db.url, tmp_path / "api.log", "live-test-token")
     yield url, process
     stop_process(process)
 

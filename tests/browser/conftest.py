@@ -88,6 +88,33 @@ def start_dashboard(
     pytest.fail(f"the dashboard did not start; log: {log.read_text()[-2000:]}")
 
 
+def start_api_server(database_url: str, log: Path, token: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`python -m automations api` on `database_url`, as an installation runs it; its URL
+    once it answers."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOMATIONS_")}
+    env.update(AUTOMATIONS_DATABASE_URL=database_url, AUTOMATIONS_API_TOKEN=token)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "automations", "api", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/openapi.json", timeout=1):
+                return process, url
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                stop_process(process)
+                pytest.fail(f"the API did not start; log: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+
+
 def stop_process(process: subprocess.Popen[bytes]) -> None:
     """Stop a server the test started: politely, then for sure."""
     process.terminate()

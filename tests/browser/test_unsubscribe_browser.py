@@ -4,11 +4,6 @@ confirmation, and the contact is opted out of email in the database."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +16,7 @@ from automations.domain.models import AutomationStep, Contact, ContactEvent, Eng
 from automations.domain.timeutil import utcnow
 from automations.engagement.tokens import load_tracking_key, make_token
 from automations.services import campaigns, contacts
-from tests.browser.conftest import ROOT, free_port, stop_process
+from tests.browser.conftest import start_api_server, stop_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -29,29 +24,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture
 def api_server(sqlite_db: Database, tmp_path: Path) -> Iterator[str]:
     """`python -m automations api` on the test's database, as an installation runs it."""
-    log = tmp_path / "api.log"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOMATIONS_")}
-    env.update(AUTOMATIONS_DATABASE_URL=sqlite_db.url, AUTOMATIONS_API_TOKEN="browser-test-token")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "automations", "api", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/openapi.json", timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                stop_process(process)
-                pytest.fail(f"the API did not start; log: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
+    process, url = start_api_server(sqlite_db.url, tmp_path / "api.log", "browser-test-token")
     yield url
     stop_process(process)
 

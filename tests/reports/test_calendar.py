@@ -42,6 +42,7 @@ from automations.reports.calendar import (
     utc_offsets,
     year_months,
 )
+from tests.conftest import query_plan
 from tests.reports.calendar_data import T0, add_campaign, add_contact, build_known
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -272,11 +273,7 @@ def test_event_detail_has_campaign_contact_and_personalised_content(db):
 
 
 def _plan(db, query) -> str:
-    with db.read_session() as s:
-        compiled = query.compile(s.get_bind(), compile_kwargs={"literal_binds": True})
-        prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
-        rows = s.connection().exec_driver_sql(prefix + str(compiled)).all()
-    return "\n".join(str(r) for r in rows)
+    return query_plan(db, query)
 
 
 def test_range_query_uses_the_time_indexes(sqlite_db, pg_db):

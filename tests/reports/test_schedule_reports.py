@@ -23,7 +23,7 @@ from automations.reports.stats import (
 )
 from automations.reports.timelines import campaign_detail, schedule_summary
 from tests.api.conftest import AUTH, Clock, api_settings
-from tests.conftest import NOW
+from tests.conftest import NOW, query_plan
 from tests.reports.schedule_data import CAP_NOTE, MONDAY_0900, WINDOW, WINDOW_NOTE, build_moved, quiet_hours_on
 
 MARCH = StatsFilter(start=datetime(2026, 3, 1, tzinfo=UTC), end=datetime(2026, 4, 1, tzinfo=UTC))
@@ -68,13 +68,7 @@ def test_a_holiday_name_that_reads_like_another_reason_is_still_a_holiday(db: Da
 
 def test_the_moved_counts_read_the_planned_time_index(sqlite_db: Database, pg_db: Database) -> None:
     for db in (sqlite_db, pg_db):
-        with db.read_session() as s:
-            connection = s.connection()
-            if not db.is_sqlite:
-                connection.exec_driver_sql("SET enable_seqscan = off")  # an empty table is scanned anyway
-            compiled = moved_counts_query(MARCH).compile(s.get_bind(), compile_kwargs={"literal_binds": True})
-            prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
-            plan = "\n".join(str(row) for row in connection.exec_driver_sql(prefix + str(compiled)))
+        plan = query_plan(db, moved_counts_query(MARCH), prefer_indexes=True)
         assert "ix_automation_steps_scheduled_at" in plan, plan
 
 

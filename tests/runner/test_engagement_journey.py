@@ -41,6 +41,14 @@ def dovecot() -> Iterator[Dovecot]:
         yield server
 
 
+def _runner(db: Database, dovecot: Dovecot, smtp_port: int, outbox: Path) -> Runner:
+    """A runner mailing through the test's SMTP server and polling its IMAP mailbox."""
+    settings = dovecot.settings(
+        smtp_host="127.0.0.1", smtp_port=smtp_port, email_from="team@sales.example", outbox_dir=outbox
+    )
+    return Runner(db, settings, runner_id="journey", rng=random.Random(1))
+
+
 def _start_nurture(db: Database) -> int:
     with db.session() as s:
         seed_system_templates(s)
@@ -72,8 +80,7 @@ def test_a_lead_who_replies_gets_no_more_emails_and_a_follow_up_appears_within_o
 ) -> None:
     campaign_id = _start_nurture(db)
     with smtp_server() as (sink, port):
-        settings = dovecot.settings(smtp_host="127.0.0.1", smtp_port=port, email_from="team@sales.example")
-        runner = Runner(db, settings, runner_id="journey", rng=random.Random(1))
+        runner = _runner(db, dovecot, port, tmp_path)
         try:
             assert runner.tick(NOW + timedelta(seconds=1)).executed == 1  # the thank-you email
             [thanks] = sink.messages
@@ -124,10 +131,7 @@ def test_an_out_of_office_reply_pauses_lead_nurture_until_the_stated_date(
 ) -> None:
     campaign_id = _start_nurture(db)
     with smtp_server() as (sink, port):
-        settings = dovecot.settings(
-            smtp_host="127.0.0.1", smtp_port=port, email_from="team@sales.example", outbox_dir=tmp_path
-        )
-        runner = Runner(db, settings, runner_id="journey", rng=random.Random(1))
+        runner = _runner(db, dovecot, port, tmp_path)
         try:
             runner.tick(NOW + timedelta(seconds=1))
             [thanks] = sink.messages
@@ -165,10 +169,7 @@ def test_an_out_of_office_reply_pauses_lead_nurture_until_the_stated_date(
 def test_a_bounced_address_is_not_mailed_again(db: Database, dovecot: Dovecot, tmp_path: Path) -> None:
     campaign_id = _start_nurture(db)
     with smtp_server() as (sink, port):
-        settings = dovecot.settings(
-            smtp_host="127.0.0.1", smtp_port=port, email_from="team@sales.example", outbox_dir=tmp_path
-        )
-        runner = Runner(db, settings, runner_id="journey", rng=random.Random(1))
+        runner = _runner(db, dovecot, port, tmp_path)
         try:
             runner.tick(NOW + timedelta(seconds=1))
             [thanks] = sink.messages
