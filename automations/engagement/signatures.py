@@ -30,14 +30,16 @@ def _port_forms(url: str) -> set[str]:
     """`url` as given, without its default port, and with it."""
     parts = urlsplit(url)
     port = DEFAULT_PORTS.get(parts.scheme)
-    if port is None or parts.hostname is None:
+    try:
+        given_port = parts.port  # a Host header's port is the sender's to choose: "x:abc" raises
+    except ValueError:
+        return {url}
+    if port is None or parts.hostname is None or given_port not in (None, port):
         return {url}
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
     auth = parts.netloc.rpartition("@")[0]
     auth = f"{auth}@" if auth else ""
     bare = urlunsplit(parts._replace(netloc=f"{auth}{host}"))
-    if parts.port not in (None, port):
-        return {url}
     return {url, bare, urlunsplit(parts._replace(netloc=f"{auth}{host}:{port}"))}
 
 

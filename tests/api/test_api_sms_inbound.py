@@ -220,3 +220,16 @@ def test_the_sender_is_found_through_the_phone_index(db: Database) -> None:
     """An inbound SMS on a big contact list reads one index entry, not the table."""
     plan = query_plan(db, contacts_with_phone(PHONE), prefer_indexes=True)
     assert "ix_contacts_phone" in plan, plan
+
+
+def test_a_hostile_host_header_is_a_refusal_not_a_server_error(
+    twilio: TestClient, db: Database, contact_id: int
+) -> None:
+    """The URL checked is partly the request's own `Host`: a port that is no number
+    must not break the check (the public URL's signature still counts)."""
+    headers = {**_signed(PUBLIC + INBOUND, STOP), "Host": "sms.example.com:abc"}
+    answer = twilio.post(INBOUND, data=STOP, headers=headers)
+    assert answer.status_code == 200, answer.text  # signed over AUTOMATIONS_PUBLIC_URL
+    forged = {**_signed("http://sms.example.com:abc" + INBOUND, STOP, token="wrong"), "Host": "sms.example.com:abc"}
+    refused = twilio.post(INBOUND, data={**STOP, "MessageSid": "SM11"}, headers=forged)
+    assert refused.status_code == 401
