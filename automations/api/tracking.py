@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from html import escape
@@ -34,6 +34,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from automations.api.deps import ApiContext, Context
+from automations.api.guard import ASGIApp, Receive, Scope, Send
 from automations.domain.db import Database
 from automations.domain.models import AutomationStep, EngagementEvent
 from automations.engagement.hits import CLICK_KIND, OPEN_KIND, Hit, HitWriter, StepCache, StepInfo, write_hits
@@ -146,10 +147,6 @@ def _ip(request: Request, context: ApiContext) -> str | None:
     return request.client.host
 
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 _NOT_FOUND: Answer = (404, [(b"content-type", b"text/plain; charset=utf-8")], b"This link is not valid.")

@@ -442,7 +442,7 @@ def _campaign(
     template_name: str,
     steps: list[Any],
     opted: tuple[bool, bool],
-    engagement_rng: random.Random | None = None,
+    engagement_rng: random.Random,
 ) -> int:
     start = now - timedelta(days=rng.uniform(-14, 150), hours=rng.uniform(0, 24))
     roll = rng.random()
@@ -524,14 +524,13 @@ def _campaign(
             "updated_at": min(last_done, now),
         }
     )
-    if engagement_rng is not None:
-        replied_to = _engagement(engagement_rng, children, step_rows, contact_id, campaign_id, now)
-        if replied_to is not None and status == CampaignStatus.CANCELED.value and stop_at is not None:
-            # The campaign was stopped by the reply (`stop_on_reply`).
-            replied_to["replied_at"] = stop_at
-            said = {"first_lines": engagement_rng.choice(DEMO_REPLIES)}
-            reply = _demo_event("reply", replied_to, contact_id, campaign_id, stop_at, detail=said)
-            children.append(("engagement", reply))
+    replied_to = _engagement(engagement_rng, children, step_rows, contact_id, campaign_id, now)
+    if replied_to is not None and status == CampaignStatus.CANCELED.value and stop_at is not None:
+        # The campaign was stopped by the reply (`stop_on_reply`).
+        replied_to["replied_at"] = stop_at
+        said = {"first_lines": engagement_rng.choice(DEMO_REPLIES)}
+        reply = _demo_event("reply", replied_to, contact_id, campaign_id, stop_at, detail=said)
+        children.append(("engagement", reply))
     for row in step_rows:
         writers["step"].add(row)
     for table, row in children:
